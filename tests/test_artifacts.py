@@ -120,3 +120,69 @@ def test_refuses_to_overwrite_a_foreign_directory(fitted_table_model, tmp_path):
     with pytest.raises(ArtifactError, match="not a latentforge output"):
         est.save(tmp_path / "mine")
     assert (tmp_path / "mine" / "notes.txt").read_text() == "precious"
+
+
+def _leaf_settings(config: dict) -> list[str]:
+    """Every setting name of model.json's setting sections, with the section it sits in."""
+    out = []
+    for section in ("model", "train", "estimator"):
+        for key, value in config[section].items():
+            if isinstance(value, dict):  # architecture, hyper-parameters
+                out += [k for k in value if k != "extra"]
+            else:
+                out.append(key)
+    return out
+
+
+def test_model_json_stores_each_setting_once(fitted_table_model):
+    _, _, path = fitted_table_model
+    config = json.loads((path / "model.json").read_text())
+    assert config["format_version"] == 2 and config["kind"] == "model"
+    names = _leaf_settings(config)
+    repeated = sorted({n for n in names if names.count(n) > 1} - {"name"})
+    assert not repeated, f"settings stored more than once: {repeated}"
+    # training options live in 'train' only, the network in 'model' only
+    assert "epochs" in config["train"] and "epochs" not in config["estimator"]
+    assert "hidden" in config["model"]["architecture"] and "hidden" not in config["estimator"]
+    assert config["fitted"]["sampler"] in ("prior", "gmm", "dpmm", "empirical")
+
+
+def test_a_version_1_artifact_still_loads():
+    """tests/fixtures/artifact_v1 was saved by latentforge 0.1 (format version 1), with the embeddings and
+    scores that release computed for five rows; the current loader must reproduce them."""
+    import pandas as pd
+    from pathlib import Path
+
+    root = Path(__file__).parent / "fixtures" / "artifact_v1"
+    raw = json.loads((root / "model" / "model.json").read_text())
+    assert raw["format_version"] == 1 and "kind" not in raw  # really the old layout
+    est = Autoencoder.load(root / "model")
+    rows = pd.read_csv(root / "rows.csv")
+    expected = json.loads((root / "expected_v1_outputs.json").read_text())
+    np.testing.assert_allclose(est.transform(rows), np.array(expected["transform"]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(est.score_samples(rows), np.array(expected["score_samples"]), rtol=1e-5, atol=1e-7)
+    params = est.get_params()
+    for key, value in raw["estimator"].items():   # the version-1 parameters come back unchanged
+        if key == "device":                       # load() puts the model on the device it is asked for
+            continue
+        assert params[key] == (tuple(value) if isinstance(value, list) and key != "id_columns" else value) \
+            or list(params[key]) == value, key
+    assert est.sampler_kind_ == raw["sampler"] == "gmm"
+    assert est.sample(3, seed=0).shape == (3, 3)
+
+
+def test_saving_a_loaded_version_1_model_writes_version_2(tmp_path):
+    from pathlib import Path
+
+    import pandas as pd
+
+    root = Path(__file__).parent / "fixtures" / "artifact_v1"
+    est = Autoencoder.load(root / "model")
+    est.save(tmp_path / "v2")
+    again = Autoencoder.load(tmp_path / "v2")
+    assert json.loads((tmp_path / "v2" / "model.json").read_text())["format_version"] == 2
+    rows = pd.read_csv(root / "rows.csv")
+    np.testing.assert_array_equal(again.transform(rows), est.transform(rows))
+    runtime = {"verbose", "device"}  # how a process runs, not part of the model: not saved
+    strip = lambda p: {k: v for k, v in p.items() if k not in runtime}  # noqa: E731
+    assert strip(again.get_params()) == strip({**est.get_params(), **again.hyperparameters})

@@ -61,8 +61,9 @@ def test_fit_embed_reconstruct_generate_score_evaluate(table_model, capsys, tmp_
     assert code == 0
     metrics = json.loads(out)
     assert metrics == json.loads((tmp_path / "m.json").read_text())
-    assert {"reconstruction_mse", "generation_sw", "linear_probe_accuracy_cv"} <= set(metrics)
-    assert metrics["reconstruction_mse"] == pytest.approx(float(scores["score"].mean()), rel=1e-5)
+    # the same metric set as compare (workflows.evaluate_estimator), with the cross-validated probe
+    assert {"recon_mse", "gen_sw", "probe_cv_acc", "effective_rank"} <= set(metrics)
+    assert metrics["recon_mse"] == pytest.approx(float(scores["score"].mean()), rel=1e-5)
 
 
 def test_images_builtin_and_datasets_listing(capsys, tmp_path):
@@ -221,3 +222,26 @@ def test_bae_flags_map_to_hyperparameters(capsys, tmp_path):
     code, _, err = run(["fit", "digits", "--model", "bae", "--posterior-samples", "0", "--out", tmp_path / "n",
                         *FIT_FAST], capsys)
     assert code == 2 and "posterior_samples" in err and not (tmp_path / "n").exists()
+
+
+@pytest.mark.parametrize("command", ["embed", "reconstruct", "generate", "score"])
+def test_commands_that_load_a_model_honour_device(command, table_model, capsys, tmp_path, monkeypatch):
+    """--device reaches the loader: 'cpu' works, and the device asked for is the one the model is put on."""
+    import latentforge.estimator.autoencoder as autoencoder_module
+
+    root, _ = table_model
+    data = [] if command == "generate" else [root / "train.csv"]
+    asked = []
+    real = autoencoder_module.resolve_device
+    monkeypatch.setattr(autoencoder_module, "resolve_device", lambda d: asked.append(d) or real("cpu"))
+    code, _, err = run([command, root / "model", *data, "--out", tmp_path / "out.csv", "--device", "meta-test"],
+                       capsys)
+    assert code == 0, err
+    assert asked == ["meta-test"]
+    monkeypatch.undo()
+    code, _, err = run([command, root / "model", *data, "--out", tmp_path / "out2.csv", "--device", "cuda:7"],
+                       capsys)
+    import torch
+
+    if not torch.cuda.is_available():
+        assert code == 2 and "cuda:7" in err and not (tmp_path / "out2.csv").exists()

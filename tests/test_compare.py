@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from latentforge import Autoencoder
 from latentforge.cli import main
-from latentforge.compare import run_compare
+from latentforge.data import load_dataset, split_dataset
+from latentforge.workflows import run_compare
 from latentforge.errors import InputError
 
 SMALL = {"dataset": "digits", "seeds": [0, 1], "two_sample_permutations": 20, "shared": {"latent_dim": 3, "epochs": 2, "hidden": [16]},
@@ -38,6 +40,16 @@ def test_leaderboard_is_mean_and_std_over_seeds(finished):
     # labels exist: downstream metrics ran; no factors: disentanglement skipped with a reason
     assert 0 <= row["probe_acc"] <= 1 and "no ground-truth factors" in row["skipped"]
     assert "kl_total" in board.columns  # the VAE reports its KL
+    assert row["epochs_run"] == 2 and runs["ae-seed0"]["metrics"]["epochs_run"] == 2
+
+
+def test_run_folder_layout(finished):
+    out, _ = finished
+    assert sorted(p.name for p in out.iterdir()) == ["compare.json", "leaderboard.csv", "leaderboard.json",
+                                                     "report.html", "runs"]
+    assert json.loads((out / "compare.json").read_text())["seeds"] == [0, 1]
+    for run in ("ae-seed0", "ae-seed1", "vae-b2-seed0", "vae-b2-seed1"):
+        assert sorted(p.name for p in (out / "runs" / run).iterdir()) == ["details.npz", "embeddings.parquet", "model"]
 
 
 def test_resume_redoes_only_missing_runs(finished, tmp_path):
@@ -121,15 +133,24 @@ def test_report_has_a_sortable_leaderboard_and_renders(finished, tmp_path):
     assert pixels.std() > 20 and 0.02 < (pixels < 128).mean() < 0.9
 
 
-def test_text_labels_are_stored_without_pickle(tmp_path):
+def test_text_labels_are_stored_without_pickle_and_ids_come_first(tmp_path):
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"a": rng.normal(size=60), "b": rng.normal(size=60),
-                          "kind": rng.choice(["cat", "dog"], 60)})
+    frame = pd.DataFrame({"row": [f"r{i}" for i in range(60)], "a": rng.normal(size=60), "b": rng.normal(size=60),
+                          "c": rng.normal(size=60), "kind": rng.choice(["cat", "dog"], 60)})
     frame.to_csv(tmp_path / "t.csv", index=False)
-    config = {"dataset": str(tmp_path / "t.csv"), "label": "kind", "seeds": [0], "two_sample_permutations": 10,
-              "shared": {"latent_dim": 2, "epochs": 2, "hidden": [8]}, "models": [{"model": "ae"}]}
+    config = {"dataset": str(tmp_path / "t.csv"), "label": "kind", "id_columns": ["row"], "seeds": [0],
+              "two_sample_permutations": 10, "shared": {"latent_dim": 2, "epochs": 2, "hidden": [8]},
+              "models": [{"model": "ae"}]}
     board = run_compare(config, tmp_path / "run", progress=False)
     assert board.loc[0, "runs_ok"] == 1
-    with np.load(tmp_path / "run" / "runs" / "ae-seed0" / "details.npz", allow_pickle=False) as z:
-        assert set(z["y_test"]) <= {"cat", "dog"}
+    run = tmp_path / "run" / "runs" / "ae-seed0"
+    with np.load(run / "details.npz", allow_pickle=False) as z:
+        assert all(z[k].dtype.kind == "f" for k in z.files) and "reconstructions" in z.files
+    emb = pd.read_parquet(run / "embeddings.parquet")
+    assert list(emb.columns) == ["row", "z0", "z1", "kind"] and set(emb["kind"]) == {"cat", "dog"}
+    # the test split, rebuilt independently: ids, labels and codes line up row by row
+    _, _, test = split_dataset(load_dataset(tmp_path / "t.csv", label="kind", id_columns=["row"]), 0.2, 0.0, seed=0)
+    assert emb["row"].tolist() == test.ids["row"].tolist() and emb["kind"].tolist() == list(test.y)
+    np.testing.assert_allclose(emb[["z0", "z1"]].to_numpy(), Autoencoder.load(run / "model").transform(test.X),
+                               rtol=1e-5, atol=1e-6)
     assert "data:image/png;base64," in (tmp_path / "run" / "report.html").read_text()

@@ -11,43 +11,67 @@ import pandas as pd
 import pytest
 
 from latentforge import Autoencoder
-from latentforge.demo import run_demo
+from latentforge.data import load_builtin, split_dataset
+from latentforge.workflows import run_demo
+
+RUNS = ("ae-seed0", "vae-seed0", "swae-seed0")
 
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "run"
-    result = run_demo("digits", out, epochs=4, verbose=False)
-    return out, result
+    board = run_demo("digits", out, epochs=4, verbose=False)
+    return out, board
 
 
 def test_run_folder_has_models_embeddings_metrics_and_report(demo_run):
-    out, result = demo_run
-    assert sorted(p.name for p in out.iterdir()) == ["embeddings", "metrics.csv", "metrics.json", "models",
-                                                     "report.html", "run.json"]
-    metrics = pd.read_csv(out / "metrics.csv")
-    assert metrics["model"].tolist() == ["ae", "vae", "swae"]
-    assert json.loads((out / "metrics.json").read_text()) == result["metrics"]
-    for name in ("ae", "vae", "swae"):
-        model = Autoencoder.load(out / "models" / name)
-        emb = pd.read_parquet(out / "embeddings" / f"{name}.parquet")
-        assert len(emb) == 360 and "digit" in emb.columns
+    out, board = demo_run
+    assert sorted(p.name for p in out.iterdir()) == ["compare.json", "leaderboard.csv", "leaderboard.json",
+                                                     "report.html", "runs"]
+    assert sorted(p.name for p in (out / "runs").iterdir()) == sorted([*RUNS, *(f"{r}.json" for r in RUNS)])
+    metrics = pd.read_csv(out / "leaderboard.csv")
+    assert metrics["model"].tolist() == ["ae", "vae", "swae"] == board["model"].tolist()
+    assert [r["model"] for r in json.loads((out / "leaderboard.json").read_text())] == ["ae", "vae", "swae"]
+    np.testing.assert_allclose(metrics["recon_mse"], board["recon_mse"])
+    # the demo is a preset of compare: one seed, the split seeded like the estimator, defaults untouched
+    config = json.loads((out / "compare.json").read_text())
+    assert config["seeds"] == [0] and config["split_seed"] == 0 and config["shared"] == {"epochs": 4}
+    _, _, test = split_dataset(load_builtin("digits"), 0.2, 0.0, seed=0)
+    for run in RUNS:
+        model = Autoencoder.load(out / "runs" / run / "model")
+        assert model.latent_dim == 8 and len(model.history_) == 4  # the estimator's default latent size
+        emb = pd.read_parquet(out / "runs" / run / "embeddings.parquet")
+        assert len(emb) == 360 and list(emb.columns) == [*(f"z{i}" for i in range(8)), "digit"]
         # the saved embeddings are the model's own test-set codes
-        from latentforge.data import load_builtin, split_dataset
-
-        _, _, test = split_dataset(load_builtin("digits"), 0.2, 0.0, seed=0)
         np.testing.assert_allclose(emb[[f"z{i}" for i in range(8)]].to_numpy(), model.transform(test.X), rtol=1e-5)
         np.testing.assert_array_equal(emb["digit"], test.y)
-    row = metrics.set_index("model").loc["ae"]
-    assert 0 < row["test_reconstruction_mse"] < 0.1 and 0.1 < row["linear_probe_accuracy"] <= 1
+    row = board.set_index("model").loc["ae"]
+    assert 0 < row["recon_mse"] < 0.1 and 0.1 < row["probe_acc"] <= 1 and row["epochs_run"] == 4
+    assert {"gen_sw", "train_seconds"} <= set(board.columns)
+
+
+def test_demo_figures_follow_the_first_release_protocol(demo_run):
+    """The figures README.md quotes: recomputed by hand from the saved model on the same split."""
+    from latentforge.evaluate import generation_sw, linear_probe_accuracy
+
+    out, board = demo_run
+    train, _, test = split_dataset(load_builtin("digits"), 0.2, 0.0, seed=0)
+    model = Autoencoder.load(out / "runs" / "vae-seed0" / "model")
+    row = board.set_index("model").loc["vae"]
+    assert row["recon_mse"] == pytest.approx(float(model.score_samples(test.X).mean()), rel=1e-5)
+    probe = linear_probe_accuracy(model.transform(train.X), train.y, model.transform(test.X), test.y)
+    assert row["probe_acc"] == pytest.approx(probe)
+    generated = model.features(model.sample(len(test), seed=0))
+    assert row["gen_sw"] == pytest.approx(generation_sw(generated, model.features(test.X)), rel=1e-5)
 
 
 def test_report_is_self_contained(demo_run):
-    out, result = demo_run
+    out, board = demo_run
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 4  # curves, reconstructions, samples, embeddings
-    assert "http://" not in html and "https://" not in html and "<script" not in html
-    assert f"{result['metrics'][0]['test_reconstruction_mse']:.4g}" in html
+    # curves, reconstructions, samples, embeddings, latent dimensions
+    assert html.count("data:image/png;base64,") == 5
+    assert "http://" not in html and "https://" not in html and "<script src" not in html
+    assert f"{board.loc[0, 'recon_mse']:.4g}" in html and "latentforge demo: digits" in html
 
 
 def test_report_renders_in_headless_chromium(demo_run, tmp_path):
@@ -70,9 +94,13 @@ def test_report_renders_in_headless_chromium(demo_run, tmp_path):
 
 
 def test_table_dataset_demo(tmp_path):
-    result = run_demo("wine", tmp_path / "wine", epochs=3, verbose=False, hidden=(32,))
-    assert len(result["metrics"]) == 3
-    assert (tmp_path / "wine" / "report.html").read_text().count("data:image/png;base64,") == 4
+    board = run_demo("wine", tmp_path / "wine", epochs=3, verbose=False, hidden=(32,))
+    assert len(board) == 3 and (board["runs_ok"] == 1).all()
+    # curves, per-column errors, reconstruction and sample scatters, embeddings, latent dimensions
+    html = (tmp_path / "wine" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 6 and "Per-column reconstruction error" in html
+    emb = pd.read_parquet(tmp_path / "wine" / "runs" / "ae-seed0" / "embeddings.parquet")
+    assert list(emb.columns)[-1] == "target" and len(emb) == 36
 
 
 @pytest.mark.slow

@@ -8,7 +8,8 @@ import torch
 from torch import distributions as D
 
 from latentforge.errors import InputError
-from latentforge.models import MODELS, Architecture, build_model, fit_code_sampler, get_model_class
+from latentforge.estimator.samplers import fit_code_sampler
+from latentforge.models import MODELS, Architecture, build_model, get_model_class
 from latentforge.models.likelihoods import ReconstructionLikelihood
 from latentforge.models.priors import make_prior
 from latentforge.models.vae import gaussian_kl
@@ -155,3 +156,37 @@ def test_vae_importance_weights_agree_with_the_elbo_and_bound_it():
         assert gaussian_kl(q["mu"], q["logvar"]).sum(1).mean() > 0
         # importance sampling with K > 1 is a tighter bound than the ELBO
         assert model.log_likelihood(x, 50).mean() > elbo
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_declared_capabilities_match_what_the_model_does(name):
+    """Each optional capability declared on the class works, and an undeclared one refuses clearly."""
+    import torch
+
+    cls = get_model_class(name)
+    torch.manual_seed(0)
+    layout = [("gaussian", 0, 6)]
+    net = build_model(name, (6,), layout, 2, Architecture(hidden=(8,)), {})
+    x = torch.randn(5, 6)
+    if cls.has_log_likelihood:
+        ll = net.log_likelihood(x, 4)
+        assert ll.shape == (5,) and torch.isfinite(ll).all()
+    else:
+        with pytest.raises(NotImplementedError):
+            net.log_likelihood(x, 4)
+    if cls.has_uncertainty:
+        mean, std = net.embed_with_std(x)
+        assert mean.shape == std.shape == (5, 2) and (std >= 0).all()
+    else:
+        with pytest.raises(NotImplementedError):
+            net.embed_with_std(x)
+    for kind in cls.anomaly_kinds:
+        assert net.anomaly_score(x, kind).shape == (5,)
+    size = net.codebook_size()
+    assert (size is None) == (cls.code_kind == "continuous")
+    if size is not None:
+        assert isinstance(size, int) and size >= 2
+    if cls.has_prior:
+        assert net.sample_prior(3).shape == (3, 2)
+    assert cls.fit_method in ("gradient", "posterior")
+    assert (cls.fit_method == "posterior") == (len(net.posterior_weights()) > 0 or name == "bae")

@@ -125,7 +125,7 @@ def test_save_load_round_trip_and_corruption(codes, tmp_path):
     weights.write_bytes(weights.read_bytes()[:-8])
     with pytest.raises(ArtifactError, match="corrupted"):
         load_alignment(path)
-    with pytest.raises(ArtifactError, match="not an alignment"):
+    with pytest.raises(ArtifactError, match="no alignment directory"):
         load_alignment(tmp_path / "missing")
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")

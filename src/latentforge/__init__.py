@@ -2,8 +2,7 @@
 
 from ._version import __version__
 
-from .anomaly import AnomalyDetector  # noqa: E402
-from .api import Autoencoder, load  # noqa: E402
+from .estimator import AnomalyDetector, Autoencoder, load  # noqa: E402
 from .config import TrainConfig  # noqa: E402
 from .errors import ArtifactError, InputError, TrainingDivergedError  # noqa: E402
 

@@ -1,4 +1,6 @@
-"""Command-line interface: ``latentforge fit | embed | reconstruct | generate | score | evaluate | demo | datasets``.
+"""Command-line interface: parse flags, call the estimator or a workflow, print — no business logic.
+
+Commands: ``latentforge fit | embed | align | reconstruct | generate | score | evaluate | compare | demo | models | datasets``.
 
 Exit status: 0 success, 2 bad input (one sentence naming the culprit), 1 internal error.
 ``--debug`` (anywhere on the line) shows the full traceback instead.
@@ -6,52 +8,27 @@ Exit status: 0 success, 2 bad input (one sentence naming the culprit), 1 interna
 
 from __future__ import annotations
 
-import io
 import json
 import sys
 import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import pandas as pd
 import typer
 
+from .config import ARCHITECTURE_DEFAULTS as ARCH
+from .config import DEFAULT_LATENT_DIM, DEFAULT_MODEL, DEFAULTS
 from .errors import InputError, TrainingDivergedError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Autoencoder-based representation learning: fit, embed, generate, score, evaluate.")
 
-OUTPUT_SUFFIXES = (".parquet", ".csv", ".npy")
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+Device = Annotated[str, typer.Option(help="Device to load the model on: auto, cpu or cuda.")]
 
 
 # -- helpers ---------------------------------------------------------------------------------
-def _check_output_file(path: Path, allowed: tuple[str, ...] = OUTPUT_SUFFIXES) -> Path:
-    if path.suffix.lower() not in allowed:
-        raise InputError(f"output {path} must end in {', '.join(allowed)}.")
-    if path.is_dir():
-        raise InputError(f"output {path} is a directory; give a file name.")
-    return path
-
-
-def _write_output(path: Path, frame: pd.DataFrame | None, array: np.ndarray | None = None) -> None:
-    """Write a frame (parquet/csv) or array (npy) atomically; frames to .npy keep only numbers."""
-    from .fsutil import atomic_write
-
-    buf = io.BytesIO()
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        np.save(buf, array if array is not None else frame.select_dtypes("number").to_numpy())
-    elif frame is None:
-        raise InputError(f"images cannot be written as {suffix}; use .npy.")
-    elif suffix == ".csv":
-        buf.write(frame.to_csv(index=False).encode())
-    else:
-        frame.to_parquet(buf, index=False)
-    atomic_write(path, buf.getvalue())
-
-
 def _parse_pairs(values: list[str] | None, what: str) -> dict[str, str]:
     out = {}
     for item in values or []:
@@ -72,10 +49,17 @@ def _parse_ints(text: str, what: str) -> tuple[int, ...]:
     return values
 
 
-def _load_model(path: Path):
-    from .api import Autoencoder
+def _data():
+    """The data layer, imported on first use so ``--help`` starts without torch."""
+    from . import data
 
-    return Autoencoder.load(path)
+    return data
+
+
+def _load_model(path: Path, device: str = "cpu"):
+    from .estimator import Autoencoder
+
+    return Autoencoder.load(path, device=device)
 
 
 def _load_for_model(est: Any, source: str):
@@ -102,34 +86,21 @@ def _echo(message: str) -> None:
 
 
 # -- commands --------------------------------------------------------------------------------
-def _read_config(path: Path) -> dict[str, Any]:
-    """A YAML or JSON mapping of Autoencoder parameters (model hyper-parameters flat or under
-    ``hyperparameters``)."""
-    if not path.is_file():
-        raise InputError(f"config file not found: {path}.")
-    text = path.read_text()
-    try:
-        if path.suffix.lower() == ".json":
-            values = json.loads(text)
-        else:
-            import yaml
+def _read_fit_config(path: Path) -> dict[str, Any]:
+    """Autoencoder parameters from a YAML/JSON file (model hyper-parameters flat or under ``hyperparameters``)."""
+    from .config import read_config_file
 
-            values = yaml.safe_load(text)
-    except Exception as exc:  # yaml and json raise different types
-        raise InputError(f"{path} is not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'} ({exc}).") from None
-    if not isinstance(values, dict):
-        raise InputError(f"{path} must hold a mapping of parameter names to values.")
-    values = dict(values)
+    values = read_config_file(path)
     values.update(values.pop("hyperparameters", None) or {})
     return values
 
 
 def _check_parameter_names(params: dict[str, Any], source: str) -> None:
-    from .api import Autoencoder
     from .errors import unknown_name_error
+    from .estimator import Autoencoder
     from .models import get_model_class
 
-    known = set(Autoencoder._get_param_names()) | {"data"}
+    known = set(Autoencoder.param_names()) | {"data"}
     model_hp = set(get_model_class(str(params.get("model", "swae"))).hyperparameters)
     for key in params:
         if key not in known | model_hp:
@@ -141,23 +112,23 @@ def fit(
     data: Annotated[str | None, typer.Argument(help="Built-in dataset name, CSV/Parquet/.npy/.npz file or image folder (or 'data:' in --config).")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Model directory to write (required).")] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML/JSON file of parameters; flags override it.")] = None,
-    model: Annotated[str | None, typer.Option(help="Model name (see 'latentforge models'). [default: swae]")] = None,
-    latent_dim: Annotated[int | None, typer.Option(help="Embedding size. [default: 8]")] = None,
-    epochs: Annotated[int | None, typer.Option(help="[default: 100]")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="[default: 64]")] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate (AdamW). [default: 1e-3]")] = None,
-    weight_decay: Annotated[float | None, typer.Option(help="AdamW weight decay. [default: 0.01]")] = None,
-    hidden: Annotated[str | None, typer.Option(help="Hidden widths, comma-separated. [default: 512,256]")] = None,
-    architecture: Annotated[str | None, typer.Option(help="auto, mlp or conv. [default: auto]")] = None,
-    norm: Annotated[str | None, typer.Option(help="none, batch or layer. [default: layer]")] = None,
-    val_fraction: Annotated[float | None, typer.Option(help="Share of rows held out for validation. [default: 0.1]")] = None,
+    model: Annotated[str | None, typer.Option(help=f"Model name (see 'latentforge models'). [default: {DEFAULT_MODEL}]")] = None,
+    latent_dim: Annotated[int | None, typer.Option(help=f"Embedding size. [default: {DEFAULT_LATENT_DIM}]")] = None,
+    epochs: Annotated[int | None, typer.Option(help=f"Training epochs. [default: {DEFAULTS.epochs}]")] = None,
+    batch_size: Annotated[int | None, typer.Option(help=f"Rows per step. [default: {DEFAULTS.batch_size}]")] = None,
+    lr: Annotated[float | None, typer.Option(help=f"Learning rate (AdamW). [default: {DEFAULTS.lr:g}]")] = None,
+    weight_decay: Annotated[float | None, typer.Option(help=f"AdamW weight decay. [default: {DEFAULTS.weight_decay:g}]")] = None,
+    hidden: Annotated[str | None, typer.Option(help=f"Hidden widths, comma-separated. [default: {','.join(map(str, ARCH['hidden']))}]")] = None,
+    architecture: Annotated[str | None, typer.Option(help=f"auto, mlp or conv. [default: {ARCH['kind']}]")] = None,
+    norm: Annotated[str | None, typer.Option(help=f"none, batch or layer. [default: {ARCH['norm']}]")] = None,
+    val_fraction: Annotated[float | None, typer.Option(help=f"Share of rows held out for validation. [default: {DEFAULTS.val_fraction:g}]")] = None,
     sampler: Annotated[str | None, typer.Option(help="Default sampler: auto, prior, gmm, dpmm, empirical. [default: auto]")] = None,
     label: Annotated[str | None, typer.Option(help="Label column (left out of training).")] = None,
     id_column: Annotated[list[str] | None, typer.Option(help="Identifier column(s), carried through to outputs.")] = None,
     column_type: Annotated[list[str] | None, typer.Option(help="Override a column's role: NAME=numeric|categorical|id|ignore.")] = None,
     param: Annotated[list[str] | None, typer.Option(help="Model hyper-parameter KEY=VALUE, e.g. beta=4 or sw_weight=10.")] = None,
-    seed: Annotated[int | None, typer.Option(help="[default: 0]")] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda. [default: auto]")] = None,
+    seed: Annotated[int | None, typer.Option(help=f"Random seed (initialisation, shuffling, split). [default: {DEFAULTS.seed}]")] = None,
+    device: Annotated[str | None, typer.Option(help=f"auto, cpu or cuda. [default: {DEFAULTS.device}]")] = None,
     prior_selection: Annotated[str | None, typer.Option(help="bae: dswd or none (same as --param prior_selection=...).")] = None,
     posterior_samples: Annotated[int | None, typer.Option(help="bae: weight samples kept (same as --param posterior_samples=...).")] = None,
     invariance: Annotated[list[str] | None, typer.Option(help="Invariance term TRANSFORM:WEIGHT[:STRENGTH], e.g. noise:1.0.")] = None,
@@ -166,11 +137,11 @@ def fit(
 ) -> None:
     """Train a model on DATA and save it to --out. Defaults are the Python API's; a --config file
     sets any of them, and flags given on the line win."""
-    from .api import Autoencoder
     from .data import load_dataset
+    from .estimator import Autoencoder
     from .fsutil import check_output_dir
 
-    params: dict[str, Any] = _read_config(config) if config is not None else {}
+    params: dict[str, Any] = _read_fit_config(config) if config is not None else {}
     if config is not None:
         _check_parameter_names(params, str(config))
     flags = {"model": model, "latent_dim": latent_dim, "epochs": epochs, "batch_size": batch_size, "lr": lr,
@@ -216,12 +187,13 @@ def embed(
     order: Annotated[str, typer.Option(help="With --dims: auto (matryoshka prefixes, else PCA order), native or pca.")] = "auto",
     compatible_with: Annotated[Path | None, typer.Option(help="Alignment directory from 'latentforge align': "
                                                               "write codes in the old model's space.")] = None,
+    device: Device = "cpu",
 ) -> None:
     """Write embeddings of DATA (id columns carried through)."""
-    _check_output_file(out)
+    _data().check_output_file(out)
     if dims is not None and compatible_with is not None:
         raise InputError("use either --dims or --compatible-with, not both.")
-    est = _load_model(model)
+    est = _load_model(model, device)
     ds, ids = _load_for_model(est, data)
     if compatible_with is not None:
         from .transform import compatible_embedding
@@ -233,7 +205,7 @@ def embed(
         Z = embed_truncated(est, ds.X, dims, order=order)
     else:
         Z = est.transform(ds.X)
-    _write_output(out, _with_ids(ids, pd.DataFrame(Z, columns=[f"z{i}" for i in range(Z.shape[1])])), Z)
+    _data().write_output(out, _with_ids(ids, pd.DataFrame(Z, columns=[f"z{i}" for i in range(Z.shape[1])])), Z)
     _echo(f"wrote {Z.shape[0]} embeddings of size {Z.shape[1]} to {out}")
 
 
@@ -244,16 +216,18 @@ def align(
     data: Annotated[str, typer.Argument(help="Data both models embed, to fit the map on.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Alignment directory to write.")],
     method: Annotated[str, typer.Option(help="orthogonal (Procrustes), linear (ridge) or extension.")] = "orthogonal",
+    device: Device = "cpu",
 ) -> None:
     """Fit a map from the new model's embeddings to the old model's, so new embeddings can be
     searched against an old gallery (use it with 'embed --compatible-with')."""
+    from .artifacts import manifest_name
     from .fsutil import check_output_dir
     from .transform import align_models
 
-    check_output_dir(out, marker="alignment.json")
-    old = _load_model(old_model)
+    check_output_dir(out, marker=manifest_name("alignment"))
+    old, new = _load_model(old_model, device), _load_model(new_model, device)
     ds, _ = _load_for_model(old, data)
-    alignment = align_models(old_model, new_model, ds.X, method=method)
+    alignment = align_models(old, new, ds.X, method=method)
     alignment.save(out)
     _echo(f"saved a {method} alignment ({alignment.d_new} → {alignment.d_old} dims, fit error "
           f"{alignment.fit_error:.4g}) to {out}")
@@ -264,17 +238,18 @@ def reconstruct(
     model: Annotated[Path, typer.Argument(help="Model directory.")],
     data: Annotated[str, typer.Argument(help="Data to reconstruct.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output .parquet/.csv (tables) or .npy.")],
+    device: Device = "cpu",
 ) -> None:
     """Encode and decode DATA; tables come back in their original columns."""
-    _check_output_file(out)
-    est = _load_model(model)
+    _data().check_output_file(out)
+    est = _load_model(model, device)
     ds, ids = _load_for_model(est, data)
     rec = est.reconstruct(ds.X)
     if isinstance(rec, pd.DataFrame):
-        _write_output(out, _with_ids(ids, rec))
+        _data().write_output(out, _with_ids(ids, rec))
     else:
-        _check_output_file(out, (".npy",))
-        _write_output(out, None, rec)
+        _data().check_output_file(out, (".npy",))
+        _data().write_output(out, None, rec)
     _echo(f"wrote {len(rec)} reconstructions to {out}")
 
 
@@ -285,16 +260,17 @@ def generate(
     n: Annotated[int, typer.Option("--n", "-n", help="How many samples.")] = 16,
     sampler: Annotated[str | None, typer.Option(help="prior, gmm, dpmm or empirical (default: the model's).")] = None,
     seed: Annotated[int, typer.Option()] = 0,
+    device: Device = "cpu",
 ) -> None:
     """Generate N new rows or images."""
-    _check_output_file(out)
-    est = _load_model(model)
+    _data().check_output_file(out)
+    est = _load_model(model, device)
     samples = est.sample(n, seed=seed, sampler=sampler)
     if isinstance(samples, pd.DataFrame):
-        _write_output(out, samples)
+        _data().write_output(out, samples)
     else:
-        _check_output_file(out, (".npy",))
-        _write_output(out, None, samples)
+        _data().check_output_file(out, (".npy",))
+        _data().write_output(out, None, samples)
     _echo(f"wrote {n} samples to {out}")
 
 
@@ -305,17 +281,18 @@ def score(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output .parquet, .csv or .npy.")],
     kind: Annotated[str, typer.Option("--score", help="recon, mahalanobis, combined; bae also expected_recon, predictive_variance.")] = "combined",
     contamination: Annotated[float, typer.Option(help="Expected outlier share; sets the is_outlier threshold.")] = 0.1,
+    device: Device = "cpu",
 ) -> None:
     """Per-row anomaly score (higher = more anomalous) and an is_outlier flag; ids carried through."""
-    from .anomaly import AnomalyDetector
+    from .estimator import AnomalyDetector
 
-    _check_output_file(out)
-    est = _load_model(model)
+    _data().check_output_file(out)
+    est = _load_model(model, device)
     detector = AnomalyDetector.from_autoencoder(est, score=kind, contamination=contamination)
     ds, ids = _load_for_model(est, data)
     s = detector.decision_function(ds.X)
     frame = pd.DataFrame({"score": s, "is_outlier": s > detector.threshold_})
-    _write_output(out, _with_ids(ids, frame), s)
+    _data().write_output(out, _with_ids(ids, frame), s)
     _echo(f"wrote {len(s)} {kind} scores to {out} (higher = more anomalous; "
           f"{int(frame['is_outlier'].sum())} above the threshold {detector.threshold_:.4g})")
 
@@ -325,31 +302,41 @@ def evaluate(
     model: Annotated[Path, typer.Argument(help="Model directory.")],
     data: Annotated[str, typer.Argument(help="Held-out data to evaluate on.")],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the metrics as JSON.")] = None,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the generated samples and the probe's folds.")] = 0,
+    device: Device = "cpu",
 ) -> None:
-    """Reconstruction MSE, generation SW₂ and (with labels) a cross-validated linear probe on DATA."""
-    from .evaluate import generation_sw
+    """Every metric that applies to the model on DATA (the same set as compare): reconstruction,
+    generation, cross-validated probe and clustering with labels, latent health."""
+    from .workflows import evaluate_estimator
 
     if out is not None:
-        _check_output_file(out, (".json",))
-    est = _load_model(model)
+        _data().check_output_file(out, (".json",))
+    est = _load_model(model, device)
     ds, _ = _load_for_model(est, data)
-    features = est.features(ds.X)
-    metrics: dict[str, Any] = {"n": len(features), "reconstruction_mse": float(est.score_samples(ds.X).mean()),
-                               "generation_sw": generation_sw(est.features(est.sample(len(features), seed=seed)), features)}
-    if ds.y is not None:
-        from .evaluate import MissingLabelsError, linear_probe_cv_accuracy
-
-        try:
-            metrics["linear_probe_accuracy_cv"] = linear_probe_cv_accuracy(est.transform(ds.X), ds.y, seed=seed)
-        except MissingLabelsError as exc:
-            metrics["linear_probe_skipped"] = str(exc)
-    text = json.dumps(metrics, indent=2)
+    metrics, _ = evaluate_estimator(est, ds, seed=seed)
+    text = json.dumps({"n": len(ds), **metrics}, indent=2, default=float)
     typer.echo(text)
     if out is not None:
         from .fsutil import atomic_write
 
         atomic_write(out, text.encode())
+
+
+def _print_leaderboard(board: pd.DataFrame, title: str, columns: dict[str, str]) -> None:
+    """The leaderboard's ``columns`` (name → header) as a rich table on stdout, failures on stderr."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    shown = {c: h for c, h in columns.items() if c in board.columns}
+    for header in shown.values():
+        table.add_column(header)
+    for rec in board.to_dict(orient="records"):
+        table.add_row(*[f"{rec[c]:.4g}" if isinstance(rec[c], float) else str(rec[c]) for c in shown])
+    Console().print(table)
+    failed = board.loc[board["runs_failed"] > 0, ["model", "errors"]] if "runs_failed" in board else []
+    for _, row in (failed.iterrows() if len(failed) else []):
+        _echo(f"failed runs of {row['model']}: {row['errors']}")
 
 
 @app.command()
@@ -366,67 +353,46 @@ def compare(
 ) -> None:
     """Train every model x seed on one split, evaluate every metric that applies, and write
     leaderboard.csv/json and report.html. Re-running the same command resumes."""
-    from .compare import load_compare_config, run_compare
+    from .config import read_config_file
+    from .workflows import load_compare_config, run_compare
 
-    values: dict[str, Any] = {}
-    if config is not None:
-        from dataclasses import asdict
-
-        values = asdict(load_compare_config(config))
+    values: dict[str, Any] = read_config_file(config) if config is not None else {}
     if dataset is not None:
         values["dataset"] = dataset
     if models is not None:
         values["models"] = [{"model": m.strip()} for m in models.split(",") if m.strip()]
     if seeds is not None:
         values["seeds"] = list(_parse_ints(seeds, "--seeds"))
-    shared = dict(values.get("shared", {}))
+    shared = dict(values.get("shared") or {})
     if epochs is not None:
         shared["epochs"] = epochs
     if latent_dim is not None:
         shared["latent_dim"] = latent_dim
     values["shared"] = shared
     board = run_compare(load_compare_config(values), out, jobs=jobs, progress=False if quiet else None)
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"leaderboard ({out / 'leaderboard.csv'})")
-    shown = [c for c in ("model", "runs_ok", "recon_mse", "probe_acc", "gen_sw", "active_units") if c in board.columns]
-    for c in shown:
-        table.add_column(c)
-    for rec in board.to_dict(orient="records"):
-        table.add_row(*[f"{rec[c]:.4g}" if isinstance(rec[c], float) else str(rec[c]) for c in shown])
-    Console().print(table)
-    failed = board.loc[board["runs_failed"] > 0, ["model", "errors"]] if "runs_failed" in board else []
-    for _, row in (failed.iterrows() if len(failed) else []):
-        _echo(f"failed runs of {row['model']}: {row['errors']}")
+    _print_leaderboard(board, f"leaderboard ({out / 'leaderboard.csv'})",
+                       {c: c for c in ("model", "runs_ok", "recon_mse", "probe_acc", "gen_sw", "active_units")})
     typer.echo(f"report: {out / 'report.html'}")
 
 
 @app.command()
 def demo(
     dataset: Annotated[str, typer.Option(help="Built-in dataset or file.")] = "digits",
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write.")] = Path("runs/demo"),
-    epochs: Annotated[int, typer.Option()] = 100,
-    latent_dim: Annotated[int, typer.Option()] = 8,
-    seed: Annotated[int, typer.Option()] = 0,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write (resumed if it exists).")] = Path("runs/demo"),
+    epochs: Annotated[int | None, typer.Option(help=f"Training epochs per model. [default: {DEFAULTS.epochs}]")] = None,
+    latent_dim: Annotated[int | None, typer.Option(help=f"Embedding size. [default: {DEFAULT_LATENT_DIM}]")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split and the models.")] = 0,
     quiet: Quiet = False,
 ) -> None:
-    """Train ae, vae and swae on DATASET and write models, embeddings, metrics and report.html."""
-    from .demo import run_demo
-    from .fsutil import check_output_dir
+    """Train ae, vae and swae on DATASET with the same network and budget (a preset of compare)
+    and write the models, test embeddings, the leaderboard and report.html."""
+    from .workflows import run_demo
 
-    check_output_dir(out, marker="run.json")
-    result = run_demo(dataset, out, latent_dim=latent_dim, epochs=epochs, seed=seed, verbose=False if quiet else None)
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"latentforge demo on {dataset} (test split)")
-    for col in ("model", "recon MSE", "linear probe", "generation SW₂", "epochs", "seconds"):
-        table.add_column(col)
-    for r in result["metrics"]:
-        table.add_row(r["model"], f"{r['test_reconstruction_mse']:.5f}", f"{r['linear_probe_accuracy']:.3f}",
-                      f"{r['generation_sw']:.4f}", str(r["epochs_run"]), str(r["train_seconds"]))
-    Console().print(table)
+    shared = {k: v for k, v in (("epochs", epochs), ("latent_dim", latent_dim)) if v is not None}
+    board = run_demo(dataset, out, seed=seed, verbose=False if quiet else None, **shared)
+    _print_leaderboard(board, f"latentforge demo on {dataset} (test split)",
+                       {"model": "model", "recon_mse": "recon MSE", "probe_acc": "linear probe",
+                        "gen_sw": "generation SW₂", "epochs_run": "epochs", "train_seconds": "seconds"})
     typer.echo(f"report: {Path(out) / 'report.html'}")
 
 

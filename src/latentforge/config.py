@@ -1,13 +1,33 @@
-"""Training configuration: one dataclass, validated at construction."""
+"""Training configuration and where settings come from.
+
+- :class:`TrainConfig` holds every training option and its default, once; the estimator, the
+  CLI and the comparison read their defaults from it (``DEFAULTS``).
+- :func:`read_config_file` is the one YAML/JSON reader (``fit --config`` and ``compare``).
+- :func:`resolve_device` turns ``"auto"``/``"cpu"``/``"cuda[:i]"`` into a ``torch.device``, once.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, unknown_name_error
 
+if TYPE_CHECKING:  # torch is imported only when a device is resolved, so `latentforge --help` starts fast
+    import torch
+
+#: estimator defaults that are not training options
+DEFAULT_MODEL = "swae"
+DEFAULT_LATENT_DIM = 8
+#: network defaults (``latentforge.models.Architecture``): an MLP 512-256 with LayerNorm, ReLU;
+#: conv channels for images of at least 16x16
+ARCHITECTURE_DEFAULTS: dict[str, Any] = {"kind": "auto", "hidden": (512, 256), "activation": "relu",
+                                         "norm": "layer", "channels": (32, 64)}
+
 SCHEDULES = ("cosine", "plateau", "constant")
+#: SGHMC step-size schedules (``latentforge.train.sghmc``), listed here so models can validate them.
+SGHMC_SCHEDULES = ("constant", "polynomial")
 
 
 @dataclass
@@ -56,3 +76,38 @@ class TrainConfig:
             if key not in names:
                 raise unknown_name_error("training option", key, names)
         return cls(**values)
+
+
+#: The training defaults, for signatures and help texts that must not restate them.
+DEFAULTS = TrainConfig()
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """The torch device for ``"auto"`` (CUDA when PyTorch sees a GPU, else CPU), ``"cpu"`` or ``"cuda[:i]"``."""
+    import torch
+
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} was asked for but PyTorch sees no CUDA GPU; use --device cpu.")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise InputError(f"device must be auto, cpu or cuda, got {device!r}.")
+    return torch.device(device)
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML or JSON file (YAML is a superset of JSON); problems are InputErrors."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"config file not found: {path}.")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path} is not valid YAML/JSON ({exc}).") from None
+    if not isinstance(values, dict):
+        raise InputError(f"{path} must hold a mapping of settings.")
+    return dict(values)

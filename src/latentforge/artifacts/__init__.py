@@ -1,8 +1,15 @@
-"""A trained model on disk: a directory with ``model.json``, ``weights.safetensors``,
-``history.csv`` and ``metrics.json``. No pickle: loading never executes code.
+"""The one on-disk format for everything latentforge saves: a directory with a JSON manifest
+(format version, package version, the settings, the weights' SHA-256) and a safetensors file, plus
+``history.csv`` and ``metrics.json`` for models. No pickle: loading never executes code.
 
-Writes are atomic: everything goes to a temporary sibling directory that is renamed into place
-only when complete, so an interrupted save never leaves a directory that loads.
+Kinds: ``model`` (``model.json`` + ``weights.safetensors``) and ``alignment``
+(``alignment.json`` + ``alignment.safetensors``). Writes are atomic: everything goes to a
+temporary sibling directory that is renamed into place only when complete, so an interrupted save
+never leaves a directory that loads.
+
+Format versions: 1 (latentforge 0.1; model.json repeated the model and training settings under
+``estimator``), 2 (each setting stored once: ``model``, ``train``, ``estimator`` hold disjoint
+settings). The loader reads both; the estimator translates version 1.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import hashlib
 import io
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +32,25 @@ from ..errors import ArtifactError
 from .._version import __version__
 from ..fsutil import atomic_directory
 
-FORMAT_VERSION = 1
-REQUIRED_KEYS = ("format_version", "package_version", "model", "preprocessing", "weights_sha256")
+FORMAT_VERSION = 2
+#: manifest file, weights file and required manifest keys of each kind of artifact
+KINDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "model": ("model.json", "weights.safetensors", ("format_version", "package_version", "model", "preprocessing",
+                                                   "weights_sha256")),
+    "alignment": ("alignment.json", "alignment.safetensors", ("format_version", "method", "weights_sha256")),
+}
 
 
 @dataclass
 class Artifact:
+    """What one artifact directory holds: the manifest's settings, the tensors and, for models,
+    the training history and metrics."""
+
     config: dict[str, Any]
     tensors: dict[str, torch.Tensor]
-    history: list[dict[str, Any]]
-    metrics: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    kind: str = "model"
 
 
 def _write_history(rows: list[dict[str, Any]]) -> str:
@@ -55,38 +71,52 @@ def _fsync_write(path: Path, data: bytes) -> None:
         os.fsync(fh.fileno())
 
 
+def _article(noun: str) -> str:
+    return "an" if noun[0] in "aeiou" else "a"
+
+
+def manifest_name(kind: str) -> str:
+    """The manifest file that marks a directory as an artifact of ``kind``."""
+    return KINDS[kind][0]
+
+
 def save_artifact(path: str | Path, artifact: Artifact) -> Path:
-    """Save atomically. ``artifact.config`` gains the format version and the weights' checksum."""
+    """Save atomically. The manifest gains the format version, the kind and the weights' checksum."""
+    manifest, weights_name, _ = KINDS[artifact.kind]
     weights = save_safetensors({k: v.detach().cpu().contiguous() for k, v in artifact.tensors.items()})
-    config = {"format_version": FORMAT_VERSION, "package_version": __version__, **artifact.config,
-              "weights_sha256": hashlib.sha256(weights).hexdigest()}
-    files = {
-        "model.json": json.dumps(config, indent=2).encode(),
-        "weights.safetensors": weights,
-        "history.csv": _write_history(artifact.history).encode(),
-        "metrics.json": json.dumps(artifact.metrics, indent=2).encode(),
-    }
-    with atomic_directory(path) as tmp:
+    config = {"format_version": FORMAT_VERSION, "package_version": __version__, "kind": artifact.kind,
+              **artifact.config, "weights_sha256": hashlib.sha256(weights).hexdigest()}
+    files = {manifest: json.dumps(config, indent=2).encode(), weights_name: weights}
+    if artifact.kind == "model":
+        files["history.csv"] = _write_history(artifact.history).encode()
+        files["metrics.json"] = json.dumps(artifact.metrics, indent=2).encode()
+    with atomic_directory(path, marker=manifest) as tmp:
         for name, data in files.items():
             _fsync_write(tmp / name, data)
     return Path(path)
 
 
-def load_artifact(path: str | Path) -> Artifact:
-    """Load and verify a model directory; every failure is an ArtifactError naming the problem."""
+def load_artifact(path: str | Path, kind: str = "model") -> Artifact:
+    """Load and verify an artifact directory; every failure is an ArtifactError naming the problem."""
     path = Path(path)
+    manifest, weights_name, required = KINDS[kind]
     if not path.is_dir():
-        raise ArtifactError(f"no model directory at {path}.")
-    config_file = path / "model.json"
+        raise ArtifactError(f"no {kind} directory at {path}.")
+    config_file = path / manifest
     if not config_file.is_file():
-        raise ArtifactError(f"{path} is not a latentforge model: model.json is missing.")
+        other = next((k for k, (m, _, _) in KINDS.items() if k != kind and (path / m).is_file()), None)
+        if other is not None:
+            raise ArtifactError(f"{path} is {_article(other)} {other} directory, not {_article(kind)} {kind}.")
+        raise ArtifactError(f"{path} is not a latentforge {kind}: {manifest} is missing.")
     try:
         config = json.loads(config_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"{config_file} is not valid JSON ({exc}).") from None
     if not isinstance(config, dict):
         raise ArtifactError(f"{config_file} does not hold a JSON object.")
-    missing = [k for k in REQUIRED_KEYS if k not in config]
+    if config.get("kind", "model") != kind:  # version-1 models have no kind
+        raise ArtifactError(f"{config_file} does not describe {_article(kind)} {kind}.")
+    missing = [k for k in required if k not in config]
     if missing:
         raise ArtifactError(f"{config_file} lacks the key(s) {', '.join(missing)}.")
     version = config["format_version"]
@@ -94,12 +124,12 @@ def load_artifact(path: str | Path) -> Artifact:
         raise ArtifactError(
             f"{path} was saved in format version {version}, newer than this latentforge reads "
             f"({FORMAT_VERSION}); upgrade latentforge to load it.")
-    weights_file = path / "weights.safetensors"
+    weights_file = path / weights_name
     if not weights_file.is_file():
-        raise ArtifactError(f"{path} lacks weights.safetensors.")
+        raise ArtifactError(f"{path} lacks {weights_name}.")
     raw = weights_file.read_bytes()
     if hashlib.sha256(raw).hexdigest() != config["weights_sha256"]:
-        raise ArtifactError(f"{weights_file} is corrupted or truncated (its checksum does not match model.json).")
+        raise ArtifactError(f"{weights_file} is corrupted or truncated (its checksum does not match {manifest}).")
     try:
         tensors = load_safetensors(raw)
     except (SafetensorError, ValueError, RuntimeError) as exc:
@@ -113,4 +143,4 @@ def load_artifact(path: str | Path) -> Artifact:
             metrics = json.loads((path / "metrics.json").read_text())
         except json.JSONDecodeError:
             raise ArtifactError(f"{path / 'metrics.json'} is not valid JSON.") from None
-    return Artifact(config, tensors, history, metrics)
+    return Artifact(config, tensors, history, metrics, kind)

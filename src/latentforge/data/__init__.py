@@ -1,4 +1,4 @@
-"""Data layer: read tables and images, built-in datasets, preprocessing with a saved schema."""
+"""Data layer: read tables and images, built-in datasets, preprocessing with a saved schema, output writers."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 from ..errors import InputError
 from .datasets import BUILTIN, Dataset, load_builtin, make_shapes
 from .images import ImagePreprocessor
-from .io import dataset_from_frame, load_dataset, read_table
+from .io import OUTPUT_SUFFIXES, check_output_file, dataset_from_frame, load_dataset, read_table, write_output
 from .split import split_dataset, split_indices
 from .tabular import TabularPreprocessor
 
@@ -48,7 +48,7 @@ def preprocessor_from_state(state: dict[str, Any]) -> Preprocessor:
 
 
 __all__ = [
-    "BUILTIN", "Dataset", "ImagePreprocessor", "Preprocessor", "TabularPreprocessor", "as_model_input",
+    "BUILTIN", "OUTPUT_SUFFIXES", "Dataset", "check_output_file", "write_output", "ImagePreprocessor", "Preprocessor", "TabularPreprocessor", "as_model_input",
     "dataset_from_frame", "load_builtin", "load_dataset", "make_preprocessor", "make_shapes",
     "preprocessor_from_state", "read_table", "split_dataset", "split_indices",
 ]

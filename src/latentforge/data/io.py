@@ -1,7 +1,9 @@
-"""Read a dataset from a built-in name or a path: CSV, Parquet, .npy/.npz, or a folder of images."""
+"""Read a dataset from a built-in name or a path (CSV, Parquet, .npy/.npz, or a folder of images),
+and write outputs (embeddings, scores, reconstructions, samples) as Parquet, CSV or .npy."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -9,11 +11,13 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..fsutil import atomic_write
 from .datasets import BUILTIN, Dataset, load_builtin
 from .images import as_nchw, load_image_array, load_image_folder
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 ARRAY_SUFFIXES = (".npy", ".npz")
+OUTPUT_SUFFIXES = (".parquet", ".csv", ".npy")
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -117,3 +121,27 @@ def _load_array_file(path: Path) -> Dataset:
         frame = pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
         return Dataset(path.stem, frame, y)
     return Dataset(path.stem, as_nchw(array, source=str(path)), y)
+
+
+def check_output_file(path: Path, allowed: tuple[str, ...] = OUTPUT_SUFFIXES) -> Path:
+    """``path`` if it can take an output of one of the ``allowed`` types (checked before any work)."""
+    if path.suffix.lower() not in allowed:
+        raise InputError(f"output {path} must end in {', '.join(allowed)}.")
+    if path.is_dir():
+        raise InputError(f"output {path} is a directory; give a file name.")
+    return path
+
+
+def write_output(path: Path, frame: pd.DataFrame | None, array: np.ndarray | None = None) -> None:
+    """Write a frame (Parquet/CSV) or an array (.npy) atomically; frames written to .npy keep their numbers."""
+    buf = io.BytesIO()
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        np.save(buf, array if array is not None else frame.select_dtypes("number").to_numpy())
+    elif frame is None:
+        raise InputError(f"images cannot be written as {suffix}; use .npy.")
+    elif suffix == ".csv":
+        buf.write(frame.to_csv(index=False).encode())
+    else:
+        frame.to_parquet(buf, index=False)
+    atomic_write(path, buf.getvalue())

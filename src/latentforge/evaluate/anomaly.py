@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ._checks import MissingLabelsError, as_matrix, as_vector, same_rows, same_width
+from ..validation import as_matrix, as_vector, same_rows, same_width
+from ._checks import MissingLabelsError
 
 
 def _scores_and_truth(scores: Any, is_outlier: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -33,7 +34,35 @@ def auroc(scores: np.ndarray, is_outlier: np.ndarray) -> float:
     """Area under the ROC curve of ``scores`` (higher = more anomalous) for detecting ``is_outlier``.
 
     The probability that a random outlier scores higher than a random inlier (ties count 1/2):
-    1 = perfect, 0.5 = chance, below 0.5 = the score has the wrong sign.
+    1 = perfect, 0.5 = chance, below 0.5 = the score has the wrong sign. Computed with
+    scikit-learn's ``roc_auc_score``.
+
+    Parameters
+    ----------
+    scores : array-like of shape (n,)
+        Anomaly scores, higher = more anomalous.
+    is_outlier : array-like of shape (n,)
+        Booleans or 0/1, 1 = outlier; both classes must occur.
+
+    Returns
+    -------
+    float
+        The AUROC, in [0, 1].
+
+    Raises
+    ------
+    MissingLabelsError
+        When ``is_outlier`` is None or holds a single class.
+    InputError
+        When the lengths differ or ``is_outlier`` is not boolean / 0-1.
+
+    Examples
+    --------
+    >>> from latentforge.evaluate import auroc
+    >>> auroc([0.1, 0.9], [False, True])
+    1.0
+    >>> auroc([0.1, 0.9, 0.5, 0.5], [0, 1, 0, 1])      # a tie counts one half
+    0.875
     """
     from sklearn.metrics import roc_auc_score
 
@@ -46,6 +75,33 @@ def auprc(scores: np.ndarray, is_outlier: np.ndarray) -> float:
 
     scikit-learn's ``average_precision_score``: Σ_n (R_n - R_{n-1}) P_n over score thresholds.
     Chance level is the outlier fraction, so report it next to that.
+
+    Parameters
+    ----------
+    scores : array-like of shape (n,)
+        Anomaly scores, higher = more anomalous.
+    is_outlier : array-like of shape (n,)
+        Booleans or 0/1, 1 = outlier; both classes must occur.
+
+    Returns
+    -------
+    float
+        The average precision, in [0, 1].
+
+    Raises
+    ------
+    MissingLabelsError
+        When ``is_outlier`` is None or holds a single class.
+    InputError
+        When the lengths differ or ``is_outlier`` is not boolean / 0-1.
+
+    Examples
+    --------
+    >>> from latentforge.evaluate import auprc
+    >>> auprc([0.1, 0.2, 0.9], [0, 0, 1])
+    1.0
+    >>> auprc([0.9, 0.2, 0.1], [0, 0, 1])            # the outlier ranked last: precision 1/3
+    0.333...
     """
     from sklearn.metrics import average_precision_score
 
@@ -56,10 +112,38 @@ def auprc(scores: np.ndarray, is_outlier: np.ndarray) -> float:
 def mahalanobis_scores(Z_train: np.ndarray, Z: np.ndarray, covariance: str = "ledoit_wolf") -> np.ndarray:
     """Mahalanobis distance of each row of Z to the distribution of the (normal) training codes.
 
-    ``sqrt((z - m)ᵀ Σ⁻¹ (z - m))`` with m the mean of ``Z_train`` and Σ its covariance:
-    ``"ledoit_wolf"`` (default; shrunk towards a scaled identity, so it stays invertible with few
-    rows or collapsed dimensions) or ``"empirical"`` (maximum likelihood, ddof = 0). Higher =
-    farther from the training codes = more anomalous. Shape ``(len(Z),)``.
+    ``sqrt((z - m)ᵀ Σ⁻¹ (z - m))`` with m the mean of ``Z_train`` and Σ its covariance. Higher =
+    farther from the training codes = more anomalous.
+
+    Parameters
+    ----------
+    Z_train : array-like of shape (n_train, d)
+        Codes of normal training rows (at least 2).
+    Z : array-like of shape (n, d)
+        Codes to score.
+    covariance : {"ledoit_wolf", "empirical"}, default="ledoit_wolf"
+        ``"ledoit_wolf"`` is shrunk towards a scaled identity, so it stays invertible with few
+        rows or collapsed dimensions; ``"empirical"`` is the maximum likelihood estimate
+        (ddof = 0).
+
+    Returns
+    -------
+    ndarray of shape (n,)
+        The distance of each row of ``Z``.
+
+    Raises
+    ------
+    InputError
+        When the widths differ, ``Z_train`` has fewer than 2 rows, ``covariance`` is unknown, or
+        the empirical covariance is singular.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from latentforge.evaluate import mahalanobis_scores
+    >>> Z_train = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 2.0], [0.0, -2.0]])
+    >>> mahalanobis_scores(Z_train, [[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]], covariance="empirical").round(3)
+    array([0.   , 1.414, 1.414])
     """
     from sklearn.covariance import EmpiricalCovariance, LedoitWolf
 
@@ -95,10 +179,48 @@ def combine_scores(
     """Reconstruction error + latent Mahalanobis distance, each standardised on normal training data.
 
     ``w_r (recon - mean(recon_train)) / std(recon_train) + w_m (maha - mean(maha_train)) / std(maha_train)``
-    (Denouden et al., 2018: reconstruction misses outliers that are far from the training codes
-    but still reconstructed well; the latent distance catches them). The training statistics come
-    from normal rows only, so 0 is a typical inlier and each unit is one training standard
-    deviation. Higher = more anomalous.
+    [1]_: reconstruction misses outliers that are far from the training codes but still
+    reconstructed well; the latent distance catches them. The training statistics come from
+    normal rows only, so 0 is a typical inlier and each unit is one training standard deviation.
+    Higher = more anomalous.
+
+    Parameters
+    ----------
+    recon : array-like of shape (n,)
+        Reconstruction errors of the rows to score.
+    maha : array-like of shape (n,)
+        Latent Mahalanobis distances of the same rows (:func:`mahalanobis_scores`).
+    recon_train : array-like of shape (n_train,)
+        Reconstruction errors of normal training rows; must not be constant.
+    maha_train : array-like of shape (n_train,)
+        Mahalanobis distances of normal training rows; must not be constant.
+    weights : tuple of two floats, default=(1.0, 1.0)
+        Weights (w_r, w_m) of the two standardised scores.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+        The combined score of each row.
+
+    Raises
+    ------
+    InputError
+        When ``recon`` and ``maha`` differ in length, a training score is constant, or
+        ``weights`` is not two finite numbers.
+
+    References
+    ----------
+    .. [1] Denouden, T., Salay, R., Czarnecki, K., Abdelzad, V., Phan, B. and Vernekar, S.
+       (2018). Improving reconstruction autoencoder out-of-distribution detection with
+       Mahalanobis distance. arXiv:1812.02765.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from latentforge.evaluate import combine_scores
+    >>> train = np.array([1.0, 2.0, 3.0])                  # mean 2, standard deviation 0.816
+    >>> combine_scores([2.0, 2.0], [2.0, 4.0], train, train).round(3)
+    array([0.   , 2.449])
     """
     r, m = as_vector(recon, "recon"), as_vector(maha, "maha")
     same_rows(r, m, "recon", "maha")

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ._checks import MissingLabelsError, as_matrix, block_rows, labels, positive_int, same_width, sq_distances
+from ..validation import as_matrix, block_rows, positive_int, same_width, sq_distances
+from ._checks import MissingLabelsError, labels
 
 
 def _split(Z_train: Any, y_train: Any, Z_test: Any, y_test: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -23,7 +24,44 @@ def _split(Z_train: Any, y_train: Any, Z_test: Any, y_test: Any) -> tuple[np.nda
 def linear_probe_accuracy(
     Z_train: np.ndarray, y_train: np.ndarray, Z_test: np.ndarray, y_test: np.ndarray, max_iter: int = 2000
 ) -> float:
-    """Accuracy on test codes of ``LogisticRegression(max_iter=2000)`` fitted on train codes."""
+    """Accuracy on test codes of ``LogisticRegression(max_iter=2000)`` fitted on train codes.
+
+    A linear probe: how much label information a linear classifier can read from the codes
+    (scikit-learn defaults otherwise: L2 penalty, C = 1).
+
+    Parameters
+    ----------
+    Z_train : array-like of shape (n_train, d)
+        Training codes.
+    y_train : array-like of shape (n_train,)
+        Training labels (at least 2 classes).
+    Z_test : array-like of shape (n_test, d)
+        Test codes, same width.
+    y_test : array-like of shape (n_test,)
+        Test labels.
+    max_iter : int, default=2000
+        Iterations of the logistic regression solver.
+
+    Returns
+    -------
+    float
+        Test accuracy, in [0, 1].
+
+    Raises
+    ------
+    MissingLabelsError
+        When ``y_train`` is None or has a single class, or ``y_test`` is None.
+    InputError
+        When the shapes disagree or an argument is invalid.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from latentforge.evaluate import linear_probe_accuracy
+    >>> Z = np.array([[-2.0], [-1.0], [1.0], [2.0]])
+    >>> linear_probe_accuracy(Z, [0, 0, 1, 1], [[-3.0], [3.0]], [0, 1])
+    1.0
+    """
     from sklearn.linear_model import LogisticRegression
 
     a, ya, b, yb = _split(Z_train, y_train, Z_test, y_test)
@@ -36,6 +74,40 @@ def linear_probe_cv_accuracy(Z: np.ndarray, y: np.ndarray, n_splits: int = 5, se
 
     ``StratifiedKFold(n_splits, shuffle=True, random_state=seed)``; ``n_splits`` is reduced to the
     size of the smallest class when that is smaller. Every class needs at least 2 rows.
+
+    Parameters
+    ----------
+    Z : array-like of shape (n, d)
+        Codes.
+    y : array-like of shape (n,)
+        Labels (at least 2 classes, each with at least 2 rows).
+    n_splits : int, default=5
+        Number of folds (at least 2).
+    seed : int, default=0
+        Seed of the fold shuffling.
+    max_iter : int, default=2000
+        Iterations of the logistic regression solver.
+
+    Returns
+    -------
+    float
+        Mean held-out accuracy over the folds, in [0, 1].
+
+    Raises
+    ------
+    MissingLabelsError
+        When ``y`` is None, has a single class, or a class with fewer than 2 rows.
+    InputError
+        When the shapes disagree or an argument is invalid.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from latentforge.evaluate import linear_probe_cv_accuracy
+    >>> y = np.repeat([0, 1], 10)
+    >>> Z = (2 * y - 1)[:, None] + 0.1 * np.random.default_rng(0).standard_normal((20, 1))
+    >>> linear_probe_cv_accuracy(Z, y, n_splits=5)
+    1.0
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_score
@@ -54,6 +126,40 @@ def knn_accuracy(Z_train: np.ndarray, y_train: np.ndarray, Z_test: np.ndarray, y
     """Accuracy of a k-nearest-neighbour majority vote (Euclidean, uniform weights) on test codes.
 
     scikit-learn's ``KNeighborsClassifier(n_neighbors=k)``; a tied vote goes to the smallest label.
+
+    Parameters
+    ----------
+    Z_train : array-like of shape (n_train, d)
+        Codes of the labelled neighbours.
+    y_train : array-like of shape (n_train,)
+        Their labels (at least 2 classes).
+    Z_test : array-like of shape (n_test, d)
+        Codes to classify, same width.
+    y_test : array-like of shape (n_test,)
+        Their true labels.
+    k : int, default=5
+        Neighbours per vote, at most ``n_train``.
+
+    Returns
+    -------
+    float
+        Test accuracy, in [0, 1].
+
+    Raises
+    ------
+    MissingLabelsError
+        When ``y_train`` is None or has a single class, or ``y_test`` is None.
+    InputError
+        When the shapes disagree or an argument is invalid.
+
+    Examples
+    --------
+    >>> from latentforge.evaluate import knn_accuracy
+    >>> Z_train = [[0.0], [0.1], [0.2], [5.0], [5.1], [5.2]]
+    >>> knn_accuracy(Z_train, [0, 0, 0, 1, 1, 1], [[0.05], [5.05]], [0, 1], k=3)
+    1.0
+    >>> knn_accuracy(Z_train, [0, 0, 0, 1, 1, 1], [[0.05], [5.05]], [1, 1], k=3)
+    0.5
     """
     from sklearn.neighbors import KNeighborsClassifier
 
@@ -67,9 +173,41 @@ def knn_accuracy(Z_train: np.ndarray, y_train: np.ndarray, Z_test: np.ndarray, y
 def kmeans_clustering_scores(Z: np.ndarray, y: np.ndarray, n_clusters: int | None = None, seed: int = 0) -> dict[str, float]:
     """How well k-means clusters of the codes recover the labels: NMI and ARI.
 
-    ``KMeans(n_clusters, n_init=10, random_state=seed)`` with ``n_clusters`` defaulting to the
-    number of distinct labels; returns ``{"nmi": ..., "ari": ...}``
-    (``normalized_mutual_info_score`` in [0, 1], ``adjusted_rand_score`` ≤ 1, 0 for chance).
+    ``KMeans(n_clusters, n_init=10, random_state=seed)`` on the codes, then the clusters are
+    compared with the labels by ``normalized_mutual_info_score`` (in [0, 1]) and
+    ``adjusted_rand_score`` (≤ 1, 0 for chance).
+
+    Parameters
+    ----------
+    Z : array-like of shape (n, d)
+        Codes.
+    y : array-like of shape (n,)
+        Labels (at least 2 classes).
+    n_clusters : int, optional
+        Number of clusters; default the number of distinct labels.
+    seed : int, default=0
+        Seed of the k-means initialisation.
+
+    Returns
+    -------
+    dict
+        ``{"nmi": float, "ari": float}``.
+
+    Raises
+    ------
+    MissingLabelsError
+        When ``y`` is None or has a single class.
+    InputError
+        When the shapes disagree or an argument is invalid.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from latentforge.evaluate import kmeans_clustering_scores
+    >>> Z = np.array([[0.0, 0.0], [0.1, 0.0], [0.0, 0.1], [5.0, 5.0], [5.1, 5.0], [5.0, 5.1]])
+    >>> scores = kmeans_clustering_scores(Z, [0, 0, 0, 1, 1, 1])
+    >>> round(scores["nmi"], 6), round(scores["ari"], 6)
+    (1.0, 1.0)
     """
     from sklearn.cluster import KMeans
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
@@ -97,6 +235,44 @@ def retrieval_map_at_k(
 
     ``exclude_self=True`` is for querying a gallery with itself: the query set must be the
     gallery (same rows, same order), and gallery item i is removed from query i's ranking.
+
+    Parameters
+    ----------
+    Z_query : array-like of shape (n_query, d)
+        Query codes.
+    y_query : array-like of shape (n_query,)
+        Query labels.
+    Z_gallery : array-like of shape (n_gallery, d)
+        Gallery codes, same width.
+    y_gallery : array-like of shape (n_gallery,)
+        Gallery labels.
+    k : int, default=10
+        Depth of the ranking.
+    metric : {"euclidean", "cosine"}, default="euclidean"
+        Distance used to rank the gallery; cosine needs non-zero codes.
+    exclude_self : bool, default=False
+        Remove each query's own row from its ranking (queries = gallery).
+
+    Returns
+    -------
+    float
+        mAP@k, in [0, 1].
+
+    Raises
+    ------
+    MissingLabelsError
+        When labels are None, or no query label occurs in the gallery.
+    InputError
+        When the shapes disagree or an argument is invalid.
+
+    Examples
+    --------
+    >>> from latentforge.evaluate import retrieval_map_at_k
+    >>> gallery = [[0.0], [1.0], [10.0], [11.0]]
+    >>> retrieval_map_at_k([[0.5], [10.5]], [0, 1], gallery, [0, 0, 1, 1], k=2)
+    1.0
+    >>> retrieval_map_at_k([[0.0]], [1], gallery, [0, 1, 0, 0], k=2)   # the only relevant item comes 2nd
+    0.5
     """
     q, g = as_matrix(Z_query, "Z_query"), as_matrix(Z_gallery, "Z_gallery")
     same_width(q, g, "Z_query", "Z_gallery")

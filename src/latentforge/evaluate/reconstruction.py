@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ._checks import as_matrix
+from ..validation import as_matrix
 
 
 def _pair(X: Any, X_reconstructed: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -23,6 +23,29 @@ def reconstruction_mse(X: np.ndarray, X_reconstructed: np.ndarray) -> float:
     """Mean squared error over all entries (images in [0, 1]; tables in preprocessed features).
 
     Lower is better. Arrays of any shape are flattened per row; both must have the same shape.
+
+    Parameters
+    ----------
+    X : array-like of shape (n, ...)
+        Original rows.
+    X_reconstructed : array-like of the same shape as ``X``
+        Reconstructed rows.
+
+    Returns
+    -------
+    float
+        ``mean((X - X_reconstructed)²)`` over all entries.
+
+    Raises
+    ------
+    InputError
+        When the shapes differ or an array is empty or not finite.
+
+    Examples
+    --------
+    >>> from latentforge.evaluate import reconstruction_mse
+    >>> reconstruction_mse([[0.0, 1.0], [1.0, 1.0]], [[0.0, 0.0], [1.0, 1.0]])
+    0.25
     """
     a, b = _pair(X, X_reconstructed)
     return float(np.mean((a - b) ** 2))
@@ -34,6 +57,33 @@ def reconstruction_bce(X: np.ndarray, X_reconstructed: np.ndarray, eps: float = 
     ``-mean(x log p + (1 - x) log(1 - p))`` with ``p`` clipped to ``[eps, 1 - eps]`` so that a
     confident wrong pixel costs ``-log(eps)`` instead of infinity. Lower is better; for binary
     targets it is the Bernoulli negative log-likelihood per entry.
+
+    Parameters
+    ----------
+    X : array-like of shape (n, ...)
+        Targets in [0, 1] (e.g. pixel intensities).
+    X_reconstructed : array-like of the same shape as ``X``
+        Predicted probabilities in [0, 1] (apply a sigmoid to logits first).
+    eps : float, default=1e-7
+        Clipping of the probabilities, in (0, 0.5).
+
+    Returns
+    -------
+    float
+        The mean cross-entropy in nats per entry.
+
+    Raises
+    ------
+    InputError
+        When the shapes differ, a value lies outside [0, 1], or ``eps`` is outside (0, 0.5).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from latentforge.evaluate import reconstruction_bce
+    >>> v = reconstruction_bce([[1.0, 0.0]], [[0.5, 0.5]])      # a coin flip costs log 2 per entry
+    >>> bool(np.isclose(v, np.log(2)))
+    True
     """
     a, b = _pair(X, X_reconstructed)
     if a.min() < 0 or a.max() > 1:
@@ -61,6 +111,8 @@ def table_reconstruction_errors(
 ) -> dict[str, Any]:
     """Per-column reconstruction errors of a table, in the original units.
 
+    Rows are matched by position (both frames must have the same number of rows).
+
     - numeric column: RMSE between the original and reconstructed values, on the original scale,
       over the rows where the original value is present (missing originals are skipped);
     - categorical column: accuracy, i.e. the fraction of rows (with a present original value)
@@ -68,13 +120,43 @@ def table_reconstruction_errors(
       (``str(v)``), the way the tabular preprocessor names categories, so ``True`` and ``"True"``
       match.
 
-    Rows are matched by position (both frames must have the same number of rows).
+    Parameters
+    ----------
+    original : pandas.DataFrame
+        The table as given, in its original units.
+    reconstructed : pandas.DataFrame
+        The reconstructed table, with the same number of rows and the compared columns.
+    numeric_columns : sequence of str
+        Columns compared by RMSE.
+    categorical_columns : sequence of str
+        Columns compared by accuracy; disjoint from ``numeric_columns``.
 
-    Returns ``{"numeric_rmse": {column: rmse}, "categorical_accuracy": {column: accuracy},
-    "mean_numeric_rmse": ..., "mean_normalized_rmse": ..., "mean_categorical_accuracy": ...}``.
-    ``mean_normalized_rmse`` averages RMSE / (standard deviation of the original column), which is
-    comparable across columns with different units (1.0 = no better than predicting the mean). A
-    summary over an empty group, or over columns with no present values, is NaN.
+    Returns
+    -------
+    dict
+        ``{"numeric_rmse": {column: rmse}, "categorical_accuracy": {column: accuracy},
+        "mean_numeric_rmse": ..., "mean_normalized_rmse": ..., "mean_categorical_accuracy": ...}``.
+        ``mean_normalized_rmse`` averages RMSE / (standard deviation of the original column),
+        which is comparable across columns with different units (1.0 = no better than
+        predicting the mean). A summary over an empty group, or over columns with no present
+        values, is NaN.
+
+    Raises
+    ------
+    InputError
+        When an argument is not a DataFrame, the row counts differ, a column is missing, listed
+        twice, or a reconstructed numeric column is not numeric / finite where the original has
+        values.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from latentforge.evaluate import table_reconstruction_errors
+    >>> original = pd.DataFrame({"age": [20.0, 30.0], "city": ["a", "b"]})
+    >>> reconstructed = pd.DataFrame({"age": [23.0, 27.0], "city": ["a", "a"]})
+    >>> errors = table_reconstruction_errors(original, reconstructed, ["age"], ["city"])
+    >>> errors["numeric_rmse"], errors["categorical_accuracy"]
+    ({'age': 3.0}, {'city': 0.5})
     """
     if not isinstance(original, pd.DataFrame) or not isinstance(reconstructed, pd.DataFrame):
         raise InputError("original and reconstructed must both be pandas DataFrames.")

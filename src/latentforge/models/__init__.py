@@ -1,4 +1,8 @@
-"""Model registry: adding a model is one file plus one line in MODELS."""
+"""Model registry: adding a model is one file plus one line in MODELS.
+
+Models never import the stages above them (train, estimator, workflows, cli); optional
+capabilities are class attributes and methods with defaults on :class:`BaseAutoencoder`.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,6 @@ from .cae import CAE
 from .dae import DAE
 from .info_vae import InfoVAE
 from .iwae import CIWAE, IWAE, MIWAE, PIWAE
-from .latent_sampler import CODE_SAMPLERS, GaussianMixtureSampler, fit_code_sampler
 from .lorae import LoRAE
 from .matryoshka_ae import MatryoshkaAE
 from .qlae import QLAE
@@ -47,5 +50,4 @@ def build_model(
     return get_model_class(name)(input_shape, layout, latent_dim, arch, **(hyperparameters or {}))
 
 
-__all__ = ["AE", "CODE_SAMPLERS", "MODELS", "SWAE", "VAE", "Architecture", "BaseAutoencoder",
-           "GaussianMixtureSampler", "build_model", "fit_code_sampler", "get_model_class"]
+__all__ = ["AE", "MODELS", "SWAE", "VAE", "Architecture", "BaseAutoencoder", "build_model", "get_model_class"]

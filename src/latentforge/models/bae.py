@@ -3,14 +3,16 @@
 Tran, Rossi, Milios, Michiardi, Bonilla & Filippone, "Model Selection for Bayesian Autoencoders"
 (NeurIPS 2021). Every weight tensor and bias vector θ_l of the encoder and decoder (or of the
 decoder only, ``bayesian="decoder"``) has a Gaussian prior N(μ_l, σ_l²) with one variance per
-tensor (μ_l = 1 for the gains of normalisation layers, 0 otherwise). Fitting has two phases:
+tensor (μ_l = 1 for the gains of normalisation layers, 0 otherwise). This file is the model:
+its weights, prior, posterior storage and predictions. Fitting lives in
+:mod:`latentforge.train.posterior` (``fit_method = "posterior"``) and has two phases:
 
 1. **Prior selection** (``prior_selection="dswd"``): the log-variances log σ_l² are chosen by
    minimising DSWD(data, outputs of the autoencoder under weights drawn from the prior) with Adam;
    the gradient reaches them through reparameterised draws θ_l = μ_l + σ_l ε. This replaces type-II
    maximum likelihood, whose equivalent is a KL divergence that cannot be estimated from samples.
    ``"none"`` keeps the fixed prior N(μ_l, ``prior_variance``).
-2. **Posterior sampling** by SGHMC (:mod:`.sghmc`) of p(θ | X) ∝ p(X | θ) p(θ), with the
+2. **Posterior sampling** by SGHMC (:mod:`latentforge.train.sghmc`) of p(θ | X) ∝ p(X | θ) p(θ), with the
    reconstruction likelihood p(x | θ) = p(x | decoder_θ(encoder_θ(x))) and minibatch gradients
    scaled to the whole training set; ``posterior_samples`` weight vectors are kept.
 
@@ -25,28 +27,20 @@ Generation: a mixture on the posterior-mean codes of the training data (the esti
 from __future__ import annotations
 
 import math
-import sys
-import time
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
-from ..errors import InputError, TrainingDivergedError, unknown_name_error
+from ..config import SGHMC_SCHEDULES
+from ..errors import InputError, unknown_name_error
 from ..sliced import distributional_sliced_wasserstein
-from ..sliced import PushforwardNet
-from ..train import resolve_device
 from .base import BaseAutoencoder
 from .blocks import Architecture
-from .sghmc import SCHEDULES, collection_steps, sample_sghmc
 
 ANOMALY_KINDS = ("expected_recon", "predictive_variance")
-# Selected log-variances are kept in a range where draws stay finite in float32.
-LOG_VAR_RANGE = (-18.0, 4.0)
-_EVAL_ROWS = 128          # rows on which the prior-predictive DSWD is reported before and after selection
-_EVAL_INNER_STEPS = 20    # direction-optimisation steps of that report (fresh push-forward network)
+_EVAL_INNER_STEPS = 20    # direction-optimisation steps of the prior-predictive DSWD report (fresh network)
 
 
 class BAE(BaseAutoencoder):
@@ -77,7 +71,12 @@ class BAE(BaseAutoencoder):
         "dswd_lr": (0.0, None), "dswd_batch": (2, None), "dswd_prior_draws": (1, None), "dswd_projections": (1, None),
         "dswd_inner_steps": (0, None),
     }
-    choices = {"step_schedule": SCHEDULES, "bayesian": ("all", "decoder"), "prior_selection": ("dswd", "none")}
+    #: selected log-variances are kept in a range where draws stay finite in float32.
+    LOG_VAR_RANGE = (-18.0, 4.0)
+    has_uncertainty = True
+    anomaly_kinds = ANOMALY_KINDS
+    fit_method = "posterior"  # latentforge.train.posterior: prior selection, then SGHMC
+    choices = {"step_schedule": SGHMC_SCHEDULES, "bayesian": ("all", "decoder"), "prior_selection": ("dswd", "none")}
 
     def __init__(
         self, input_shape: tuple[int, ...], layout: list[tuple[str, int, int]], latent_dim: int,
@@ -100,7 +99,7 @@ class BAE(BaseAutoencoder):
                              "sample can carry); use norm='layer' or 'none'.")
         # One entry per tensor of encoder then decoder: (part, name, shape, numel), Bayesian?, prior mean.
         self._layout: list[tuple[str, str, torch.Size, int]] = []
-        self._bayesian: list[bool] = []
+        self.bayesian_mask: list[bool] = []
         self._prior_mean: list[float] = []
         self._group: list[int] = []
         for part, net in (("encoder", self.encoder), ("decoder", self.decoder)):
@@ -109,10 +108,10 @@ class BAE(BaseAutoencoder):
             for pname, p in net.named_parameters():
                 self._layout.append((part, pname, p.shape, p.numel()))
                 bayes = part == "decoder" or hp["bayesian"] == "all"
-                self._bayesian.append(bayes)
+                self.bayesian_mask.append(bayes)
                 self._prior_mean.append(1.0 if pname in gains else 0.0)
-                self._group.append(sum(self._bayesian) - 1 if bayes else -1)
-        n_groups = sum(self._bayesian)
+                self._group.append(sum(self.bayesian_mask) - 1 if bayes else -1)
+        n_groups = sum(self.bayesian_mask)
         n_params = sum(numel for *_, numel in self._layout)
         self.register_buffer("prior_log_var", torch.full((n_groups,), math.log(hp["prior_variance"])))
         self.register_buffer("prior_dswd", torch.full((2,), float("nan")))  # DSWD before / after selection
@@ -123,7 +122,8 @@ class BAE(BaseAutoencoder):
             self.register_buffer(name, torch.zeros(n_params))
 
     # -- weights -------------------------------------------------------------------------------
-    def _live(self) -> list[torch.Tensor]:
+    def weight_tensors(self) -> list[torch.Tensor]:
+        """The live encoder and decoder parameters, in the order of the flat posterior samples."""
         return [*self.encoder.parameters(), *self.decoder.parameters()]
 
     def _split(self, tensors: list[torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -140,6 +140,18 @@ class BAE(BaseAutoencoder):
             offset += numel
         return self._split(views)
 
+    def start_posterior(self, n_train: int) -> None:
+        """Forget stored samples; the prior energy is now scaled to ``n_train`` rows."""
+        self.n_train.fill_(int(n_train))
+        self.n_collected.zero_()
+
+    @torch.no_grad()
+    def store_posterior(self, samples: torch.Tensor) -> None:
+        """Keep posterior samples, (M, P) flat weight vectors (M ≤ ``posterior_samples``)."""
+        for name, flat in zip(self._sample_names, samples):
+            getattr(self, name).copy_(flat)
+        self.n_collected.fill_(len(samples))
+
     def posterior_weights(self) -> list[torch.Tensor]:
         """The kept posterior samples, one flat weight vector each (encoder then decoder parameters)."""
         return [getattr(self, name) for name in self._sample_names[:int(self.n_collected)]]
@@ -148,13 +160,13 @@ class BAE(BaseAutoencoder):
         """Encoder/decoder weights of each posterior sample; the current weights before fitting."""
         samples = self.posterior_weights()
         if not samples:
-            return [self._split(self._live())]
+            return [self._split(self.weight_tensors())]
         return [self._unflatten(flat) for flat in samples]
 
     def prior_energy(self) -> torch.Tensor:
         """−log p(θ) + const of the current weights: Σ_l ‖θ_l − μ_l‖² / (2σ_l²) over Bayesian tensors."""
         total = self.prior_log_var.new_zeros(())
-        for p, bayes, g, mu in zip(self._live(), self._bayesian, self._group, self._prior_mean):
+        for p, bayes, g, mu in zip(self.weight_tensors(), self.bayesian_mask, self._group, self._prior_mean):
             if bayes:
                 total = total + 0.5 * torch.exp(-self.prior_log_var[g]) * (p - mu).pow(2).sum()
         return total
@@ -231,17 +243,17 @@ class BAE(BaseAutoencoder):
         return recon.var(0, correction=0).mean(1)
 
     # -- prior selection -----------------------------------------------------------------------
-    def _prior_outputs(self, x: torch.Tensor, log_var: torch.Tensor, draws: int, gen: torch.Generator) -> torch.Tensor:
+    def prior_outputs(self, x: torch.Tensor, log_var: torch.Tensor, draws: int, gen: torch.Generator) -> torch.Tensor:
         """Expected outputs for x under ``draws`` weight sets drawn from the prior, (draws·N, D).
 
         Draws are reparameterised (θ = μ + exp(log_var / 2) ε), so the result is differentiable in
         ``log_var``; non-Bayesian tensors keep their current values.
         """
         outs = []
-        live = self._live()
+        live = self.weight_tensors()
         for _ in range(draws):
             weights = []
-            for (_, _, shape, _), p, bayes, g, mu in zip(self._layout, live, self._bayesian, self._group,
+            for (_, _, shape, _), p, bayes, g, mu in zip(self._layout, live, self.bayesian_mask, self._group,
                                                           self._prior_mean):
                 if bayes:
                     eps = torch.randn(shape, generator=gen, device=x.device, dtype=x.dtype)
@@ -258,205 +270,15 @@ class BAE(BaseAutoencoder):
         """DSWD between x and the outputs for x under ``draws`` (default ``dswd_prior_draws``) prior weight draws.
 
         Uses the prior log-variances ``log_var`` (default: the model's) and a fixed ``seed`` for the
-        draws and directions, so values before and after :meth:`select_prior` are comparable.
+        draws and directions, so values before and after :func:`latentforge.train.posterior.select_prior` are comparable.
         """
         hp = self.hp
         draws = hp["dswd_prior_draws"] if draws is None else int(draws)
         log_var = self.prior_log_var if log_var is None else log_var
         gen = torch.Generator(device=x.device).manual_seed(int(seed))
         with torch.no_grad():
-            out = self._prior_outputs(x, log_var.detach(), draws, gen)
+            out = self.prior_outputs(x, log_var.detach(), draws, gen)
         d = distributional_sliced_wasserstein(out, x.repeat(draws, 1), p=2,
                                               n_projections=hp["dswd_projections"], family="network",
                                               n_iter=_EVAL_INNER_STEPS, seed=int(seed))
         return float(d)
-
-    def select_prior(
-        self, X: torch.Tensor, seed: int = 0, on_step: Callable[[int, float], None] | None = None,
-    ) -> list[float]:
-        """Choose the per-tensor prior log-variances by minimising the prior-predictive DSWD to X.
-
-        ``dswd_steps`` Adam steps (learning rate ``dswd_lr``, cosine-decayed) from log
-        ``prior_variance``; each step draws ``dswd_batch`` rows of X and ``dswd_prior_draws``
-        weight sets, and estimates DSWD with ``dswd_projections`` directions whose push-forward
-        distribution (Nguyen et al. 2021) is trained ``dswd_inner_steps`` steps per outer step and
-        carried over between steps. Sets ``prior_log_var`` and ``prior_dswd`` = (DSWD before,
-        after) on up to 128 rows of X; returns the per-step minibatch estimates. Reproducible for
-        a given ``seed``.
-        """
-        hp = self.hp
-        n, batch, draws = len(X), hp["dswd_batch"], hp["dswd_prior_draws"]
-        if n < batch:
-            raise InputError(f"prior_selection='dswd' needs at least dswd_batch={batch} training rows for one batch, "
-                             f"got {n}; lower dswd_batch or use prior_selection='none'.")
-        order = torch.Generator().manual_seed(int(seed))
-        gen = torch.Generator(device=X.device).manual_seed(int(seed) + 1)
-        eval_x = X[torch.randperm(n, generator=order)[:_EVAL_ROWS].to(X.device)]
-        log_var = torch.full_like(self.prior_log_var, math.log(hp["prior_variance"])).requires_grad_(True)
-        start = self.prior_predictive_dswd(eval_x, seed, log_var)
-        optimizer = torch.optim.Adam([log_var], lr=hp["dswd_lr"])
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=hp["dswd_steps"])
-        directions = PushforwardNet(X.shape[1], X.dtype).to(X.device)  # warm-started across steps
-        trace: list[float] = []
-        for step in range(hp["dswd_steps"]):
-            x = X[torch.randperm(n, generator=order)[:batch].to(X.device)]
-            out = self._prior_outputs(x, log_var, draws, gen)
-            d = distributional_sliced_wasserstein(out, x.repeat(draws, 1), p=2, n_projections=hp["dswd_projections"],
-                                                  family="network", n_iter=hp["dswd_inner_steps"],
-                                                  network=directions, seed=int(seed) * 100_003 + step)
-            value = float(d.detach())
-            if not math.isfinite(value):
-                raise TrainingDivergedError(f"the prior-selection DSWD became {value} at step {step + 1}; try a "
-                                            f"smaller dswd_lr (e.g. {hp['dswd_lr'] / 10:g}).", 0, step + 1, "dswd")
-            optimizer.zero_grad(set_to_none=True)
-            d.backward()
-            optimizer.step()
-            schedule.step()
-            with torch.no_grad():
-                log_var.clamp_(*LOG_VAR_RANGE)
-            trace.append(value)
-            if on_step is not None:
-                on_step(step + 1, value)
-        with torch.no_grad():
-            self.prior_log_var.copy_(log_var)
-        end = self.prior_predictive_dswd(eval_x, seed)
-        self.prior_dswd.copy_(torch.tensor([start, end]))
-        return trace
-
-    # -- fitting ---------------------------------------------------------------------------------
-    def fit_weights(
-        self, X_train: torch.Tensor, X_val: torch.Tensor | None, config: Any, progress: bool | None = None,
-        on_epoch: Callable[[dict[str, float]], None] | None = None,
-    ) -> list[dict[str, float]]:
-        """Select the prior (DSWD or fixed), then sample the posterior with SGHMC; returns the history.
-
-        Uses ``config.epochs`` (one chain's length: burn-in + collection), ``batch_size``, ``seed``
-        and ``device``; the optimiser settings of :class:`~latentforge.config.TrainConfig` (lr,
-        weight_decay, schedule, grad_clip, patience) do not apply: ``step_size``, ``friction`` and
-        the prior play their roles. Validation rows, if any, are only reported (``val_*``).
-        One history record per SGHMC epoch (burn-in epochs first, then each chain's).
-        """
-        hp = self.hp
-        device = resolve_device(config.device)
-        self.to(device)
-        X = X_train.to(device)
-        X_val = None if X_val is None or len(X_val) == 0 else X_val.to(device)
-        n = len(X)
-        batch = min(config.batch_size, n)
-        spe = math.ceil(n / batch)
-        burn_epochs = int(hp["burn_in"] * config.epochs)
-        window = (config.epochs - burn_epochs) * spe
-        chains, m = hp["chains"], hp["posterior_samples"]
-        for c in range(chains):  # check the schedule before any work
-            collection_steps(window, m // chains + (c < m % chains), hp["thinning"])
-        dswd = hp["prior_selection"] == "dswd"
-        if dswd and n < hp["dswd_batch"]:
-            raise InputError(f"prior_selection='dswd' needs at least dswd_batch={hp['dswd_batch']} training rows for "
-                             f"one batch, got {n}; lower dswd_batch or use prior_selection='none'.")
-        self.n_train.fill_(n)
-        self.n_collected.zero_()
-        total_epochs = burn_epochs + chains * (config.epochs - burn_epochs)
-        display = _Display(sys.stderr.isatty() if progress is None else bool(progress),
-                           hp["dswd_steps"] if dswd else 0, total_epochs)
-        try:
-            if dswd:
-                self.select_prior(X, seed=config.seed, on_step=display.prior_step)
-            else:
-                self.prior_log_var.fill_(math.log(hp["prior_variance"]))
-                self.prior_dswd.fill_(float("nan"))
-            history = self._sample(X, X_val, config, batch, spe, burn_epochs * spe, window, display, on_epoch)
-        finally:
-            display.close()
-        self.eval()
-        return history
-
-    def _sample(self, X: torch.Tensor, X_val: torch.Tensor | None, config: Any, batch: int, spe: int, burn_in: int,
-                window: int, display: "_Display", on_epoch: Callable[[dict[str, float]], None] | None,
-                ) -> list[dict[str, float]]:
-        hp = self.hp
-        n = len(X)
-        shuffle = torch.Generator().manual_seed(int(config.seed))
-        order = torch.arange(n)
-        acc = {"nll": 0.0, "rows": 0, "prior": 0.0, "started": time.perf_counter()}
-        history: list[dict[str, float]] = []
-
-        def potential(t: int) -> torch.Tensor:
-            nonlocal order
-            j = t % spe
-            if j == 0:
-                order = torch.randperm(n, generator=shuffle).to(X.device)
-            x = X[order[j * batch:(j + 1) * batch]]
-            nll = self.likelihood.nll(self.decoder(self.encoder(x)), x)
-            prior = self.prior_energy()
-            acc["nll"] += float(nll.detach().sum())
-            acc["rows"] += len(x)
-            acc["prior"] = float(prior.detach())
-            return nll.sum() * (n / len(x)) + prior  # minibatch likelihood scaled to the whole set
-
-        def callback(info: dict[str, Any]) -> None:
-            t = info["step"]
-            if (t + 1) % spe:
-                return
-            recon = acc["nll"] / max(acc["rows"], 1)
-            record: dict[str, float] = {
-                "epoch": (t + 1) // spe, "chain": info["chain"], "burn_in": float(info["burn_in"]),
-                "step_size": info["step_size"], "train_reconstruction": recon, "train_prior": acc["prior"] / n,
-                "train_total": recon + acc["prior"] / n, "grad_noise": info["sampler"].grad_noise(),
-                "samples": info["collected"],
-            }
-            if X_val is not None:
-                with torch.no_grad():
-                    val = self.likelihood.nll(self.decoder(self.encoder(X_val)), X_val).mean().item()
-                record.update(val_reconstruction=val, val_prior=acc["prior"] / n, val_total=val + acc["prior"] / n)
-            record["seconds"] = time.perf_counter() - acc["started"]
-            history.append(record)
-            acc.update(nll=0.0, rows=0, started=time.perf_counter())
-            display.epoch(record, hp["posterior_samples"])
-            if on_epoch is not None:
-                on_epoch(record)
-
-        self.train()
-        samples = sample_sghmc(
-            self._live(), potential, n_samples=hp["posterior_samples"], burn_in=burn_in, window=window,
-            step_size=hp["step_size"], friction=hp["friction"], chains=hp["chains"], thinning=hp["thinning"],
-            precondition=hp["precondition"], schedule=hp["step_schedule"], noise=self._bayesian,
-            seed=int(config.seed), callback=callback, steps_per_epoch=spe)
-        with torch.no_grad():
-            for name, flat in zip(self._sample_names, samples):
-                getattr(self, name).copy_(flat)
-            self.n_collected.fill_(len(samples))
-        return history
-
-
-class _Display:
-    """Two rich progress bars on stderr: the prior-selection steps and the SGHMC epochs."""
-
-    def __init__(self, enabled: bool, prior_steps: int, epochs: int):
-        self.bar = None
-        if not enabled:
-            return
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                            TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                            TextColumn("{task.fields[terms]}"),
-                            console=Console(stderr=True))  # stdout stays clean for data
-        self.bar.start()
-        self.prior = self.bar.add_task("bae prior (DSWD)", total=prior_steps, terms="") if prior_steps else None
-        self.sampling = self.bar.add_task("bae SGHMC epochs", total=epochs, terms="")
-
-    def prior_step(self, step: int, value: float) -> None:
-        if self.bar is not None and self.prior is not None:
-            self.bar.update(self.prior, completed=step, terms=f"dswd={value:.4g}")
-
-    def epoch(self, record: dict[str, float], wanted: int) -> None:
-        if self.bar is not None:
-            phase = "burn-in" if record["burn_in"] else f"chain {int(record['chain'])}"
-            self.bar.update(self.sampling, advance=1,
-                            terms=f"{phase}  samples {int(record['samples'])}/{wanted}  "
-                                  f"loss={record['train_total']:.4g}  grad_noise={record['grad_noise']:.2f}")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..config import ARCHITECTURE_DEFAULTS
 from ..errors import InputError
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh, "elu": nn.ELU}
@@ -21,11 +22,11 @@ NORMS = ("none", "batch", "layer")
 class Architecture:
     """Network shape. ``kind='auto'`` picks ``conv`` for images of at least 16x16, else ``mlp``."""
 
-    kind: str = "auto"
-    hidden: tuple[int, ...] = (512, 256)
-    activation: str = "relu"
-    norm: str = "layer"
-    channels: tuple[int, ...] = (32, 64)
+    kind: str = ARCHITECTURE_DEFAULTS["kind"]
+    hidden: tuple[int, ...] = ARCHITECTURE_DEFAULTS["hidden"]
+    activation: str = ARCHITECTURE_DEFAULTS["activation"]
+    norm: str = ARCHITECTURE_DEFAULTS["norm"]
+    channels: tuple[int, ...] = ARCHITECTURE_DEFAULTS["channels"]
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

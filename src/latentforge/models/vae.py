@@ -32,6 +32,7 @@ class VAE(BaseAutoencoder):
     hyperparameters = {"beta": 1.0}
     bounds = {"beta": (0.0, None)}
     has_prior = True
+    has_log_likelihood = True
     learn_likelihood_scale = True
 
     def encoder_width(self) -> int:

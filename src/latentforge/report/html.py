@@ -12,6 +12,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 from jinja2 import Environment, PackageLoader, select_autoescape  # noqa: E402
 
@@ -41,6 +42,7 @@ def training_curves(histories: dict[str, list[dict[str, float]]]) -> Figure:
         if hist and "val_total" in hist[0]:
             ax.plot(epochs, [h["val_total"] for h in hist], label="validation")
         ax.set_title(name)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss (total)")
         ax.legend()
@@ -116,6 +118,8 @@ def bar_charts(groups: dict[str, dict[str, Any]], title: str, note: str = "", pe
                 ax.bar(np.arange(len(vec)), vec, color="#4c72b0")
                 ax.set_title(f"{name}: {label}", fontsize=8)
                 ax.set_xlabel("latent dimension", fontsize=7)
+            for r in range(len(values), panels):  # a model with fewer vectors leaves no empty frames
+                axes[r][c].axis("off")
         else:
             ax = axes[0][c]
             labels = list(values)

@@ -8,18 +8,20 @@
   :class:`DirectionReservoir`, :class:`PushforwardNet` (DSW's learned directions);
 - testing: :func:`sliced_two_sample_test`;
 - training: :class:`SlicedLoss`, :func:`sliced_loss`.
+
+Modules: ``core`` (exact 1-D transport, SW_p and SW_p^p), ``directions`` (direction samplers,
+vMF included), ``control_variates``, ``max_sliced`` (and the ascent on the sphere that
+``distributional`` reuses), ``distributional``, ``mmd``, ``reservoir``, ``two_sample``, ``loss``;
+``_checks`` holds the input checks and output conversions they share. ``estimators`` is a
+deprecated shim (one release) re-exporting the estimators from their new modules.
 """
 
+from .control_variates import sliced_wasserstein_cv
 from .core import sliced_wasserstein, sliced_wasserstein_power, wasserstein_1d
-from .directions import METHODS, RANDOMISED_METHODS, SPHERE3_METHODS, projections
-from .estimators import (
-    PushforwardNet,
-    distributional_sliced_wasserstein,
-    max_sliced_wasserstein,
-    sample_vmf,
-    sliced_wasserstein_cv,
-)
+from .directions import METHODS, RANDOMISED_METHODS, SPHERE3_METHODS, projections, sample_vmf
+from .distributional import PushforwardNet, distributional_sliced_wasserstein
 from .loss import LOSS_METHODS, SlicedLoss, sliced_loss
+from .max_sliced import max_sliced_wasserstein
 from .mmd import sliced_mmd_riesz
 from .reservoir import DirectionReservoir
 from .two_sample import TwoSampleResult, sliced_two_sample_test

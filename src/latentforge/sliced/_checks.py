@@ -66,9 +66,21 @@ def check_count(n: Any, name: str = "n_projections", minimum: int = 1) -> int:
 
 
 def check_p(p: Any) -> float:
+    """The transport exponent p as a float: finite and at least 1."""
     if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) or not math.isfinite(p) or p < 1:
         raise InputError(f"p must be a finite number of at least 1, got {p!r}.")
     return float(p)
+
+
+def check_kappa(kappa: Any) -> float:
+    """The von Mises-Fisher concentration κ as a float: finite and non-negative."""
+    try:
+        value = float(kappa)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise InputError(f"kappa must be a finite non-negative number, got {kappa!r}.")
+    return value
 
 
 def check_weights(w: Any, n: int, name: str, like: torch.Tensor) -> torch.Tensor | None:
@@ -114,6 +126,14 @@ def check_pair(X: Any, Y: Any, a: Any = None, b: Any = None) -> Pair:
     return Pair(Xt, Yt, check_weights(a, Xt.shape[0], "a", Xt), check_weights(b, Yt.shape[0], "b", Xt), mode)
 
 
+def detached(pair: Pair) -> Pair:
+    """The pair with every tensor detached: inner optimisations of directions must not reach X, Y."""
+    def det(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t.detach()
+
+    return Pair(pair.X.detach(), pair.Y.detach(), det(pair.a), det(pair.b), pair.numpy_mode)
+
+
 def check_directions(theta: Any, d: int, like: torch.Tensor) -> torch.Tensor:
     """User-given directions: an (L, d) array, one direction per row, used as given."""
     t = as_tensor(theta, "projections").to(dtype=like.dtype, device=like.device)
@@ -127,3 +147,14 @@ def check_directions(theta: Any, d: int, like: torch.Tensor) -> torch.Tensor:
 def output(value: torch.Tensor, mode: bool) -> Any:
     """A NumPy float in NumPy mode, else the (differentiable) tensor itself."""
     return np.float64(value.detach().cpu().item()) if mode else value
+
+
+def output_distance(power: torch.Tensor, p: float, root: bool, mode: bool) -> Any:
+    """SW_p (``root=True``; clamped at 0 first, as estimates of SW_p^p may dip below it) or the
+    power itself, as :func:`output` returns it."""
+    return output(power.clamp_min(0) ** (1.0 / p) if root else power, mode)
+
+
+def output_array(t: torch.Tensor, mode: bool) -> Any:
+    """A NumPy array in NumPy mode (directions returned beside a value), else the tensor itself."""
+    return t.numpy() if mode else t

@@ -1,9 +1,13 @@
-"""Directions on the unit sphere S^{d-1} for slicing: Monte Carlo, orthogonal and quasi-Monte Carlo.
+"""Directions on the unit sphere S^{d-1} for slicing: Monte Carlo, orthogonal, quasi-Monte Carlo and
+von Mises-Fisher (:func:`sample_vmf`).
 
 Randomised methods give every direction the uniform distribution on the sphere, so any sliced
 estimate built on them is unbiased; deterministic methods (QMC point sets) trade unbiasedness for a
 smaller integration error. The QMC constructions in d = 3 and their randomised versions follow
 Nguyen, Bariletto & Ho, "Quasi-Monte Carlo for 3D Sliced Wasserstein" (ICLR 2024).
+
+The seeding and normalisation helpers (:func:`torch_generator`, :func:`int_seed`,
+:func:`normalise_rows`, :func:`uniform_directions`) are shared by the estimators.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from scipy.special import ndtri
 from scipy.stats import qmc
 
 from ..errors import InputError, unknown_name_error
-from ._checks import check_count
+from ._checks import check_count, check_kappa
 
 # Fixed scramble for the deterministic ``qmc`` set: unscrambled Sobol starts at 0 (Gaussian -inf)
 # and its second point (1/2, ..., 1/2) maps to the zero vector.
@@ -26,16 +30,18 @@ _QMC_SEED = 20240507
 _SOBOL_MAX_DIM = 21201
 
 
-def _generator(seed: int | None) -> torch.Generator | None:
+def torch_generator(seed: int | None) -> torch.Generator | None:
+    """A CPU generator seeded with ``seed``; None (torch's global generator) for ``seed=None``."""
     return None if seed is None else torch.Generator().manual_seed(int(seed))
 
 
-def _int_seed(gen: torch.Generator | None) -> int:
+def int_seed(gen: torch.Generator | None) -> int:
     """An integer seed for NumPy/SciPy drawn from torch's generator (global one when None)."""
     return int(torch.randint(0, 2**62, (1,), generator=gen).item())
 
 
-def _normalise(x: torch.Tensor) -> torch.Tensor:
+def normalise_rows(x: torch.Tensor) -> torch.Tensor:
+    """Each row of x divided by its Euclidean norm (rows must be non-zero)."""
     return x / x.norm(dim=1, keepdim=True)
 
 
@@ -60,7 +66,7 @@ def _gaussian_map(u: np.ndarray) -> torch.Tensor:
     """Uniform points in the cube -> Gaussian (inverse CDF) -> the sphere by normalisation."""
     tiny = np.finfo(np.float64).tiny
     g = torch.from_numpy(ndtri(np.clip(u, tiny, 1.0 - np.finfo(np.float64).epsneg)))
-    return _normalise(g)
+    return normalise_rows(g)
 
 
 def _equal_area_map(u: np.ndarray) -> torch.Tensor:
@@ -124,7 +130,7 @@ def _energy_points_cached(n: int, n_iter: int = 100) -> torch.Tensor:
         scale = tangent.norm(dim=1).max()
         if scale == 0 or step < 1e-9:
             break
-        candidate = _normalise(x - step * tangent / scale)
+        candidate = normalise_rows(x - step * tangent / scale)
         new_energy, new_grad = coulomb_energy(candidate, antipodal=True)
         if new_energy < energy:
             x, energy, grad, step = candidate, new_energy, new_grad, step * 1.2
@@ -138,8 +144,9 @@ def _check_sphere3(d: int, method: str) -> None:
         raise InputError(f"projection method {method!r} is defined on the 2-sphere only (d = 3), got d = {d}.")
 
 
-def _mc(d: int, n: int, gen: torch.Generator | None) -> torch.Tensor:
-    return _normalise(torch.randn(n, d, generator=gen, dtype=torch.float64))
+def uniform_directions(d: int, n: int, gen: torch.Generator | None) -> torch.Tensor:
+    """n independent directions uniform on S^{d-1} (normalised Gaussians), float64, as (n, d)."""
+    return normalise_rows(torch.randn(n, d, generator=gen, dtype=torch.float64))
 
 
 def _orthogonal(d: int, n: int, gen: torch.Generator | None) -> torch.Tensor:
@@ -159,7 +166,7 @@ def _qmc(d: int, n: int, gen: torch.Generator | None) -> torch.Tensor:
 def _rqmc(d: int, n: int, gen: torch.Generator | None) -> torch.Tensor:
     # Owen-type (LMS + digital shift) scrambling makes each point uniform in the cube, hence
     # each direction uniform on the sphere: the estimate is unbiased.
-    return _gaussian_map(_sobol(d, n, _int_seed(gen)))
+    return _gaussian_map(_sobol(d, n, int_seed(gen)))
 
 
 def _spiral(d: int, n: int, gen: torch.Generator | None) -> torch.Tensor:
@@ -193,11 +200,11 @@ def _rotated(base: Callable[[int, int, torch.Generator | None], torch.Tensor]) -
 
 def _rqmc_equal_area(d: int, n: int, gen: torch.Generator | None) -> torch.Tensor:
     _check_sphere3(d, "rqmc_equal_area")
-    return _equal_area_map(_sobol(2, n, _int_seed(gen)))
+    return _equal_area_map(_sobol(2, n, int_seed(gen)))
 
 
 _METHODS: dict[str, Callable[[int, int, torch.Generator | None], torch.Tensor]] = {
-    "mc": _mc,
+    "mc": uniform_directions,
     "orthogonal": _orthogonal,
     "qmc": _qmc,
     "rqmc": _rqmc,
@@ -221,24 +228,166 @@ def projections(
 ) -> torch.Tensor:
     """``n`` unit directions in R^d as an (n, d) tensor, one direction per row.
 
-    Methods (any d unless noted):
+    Randomised methods (:data:`RANDOMISED_METHODS`) make each direction uniform on the sphere, so
+    sliced estimates built on them are unbiased; deterministic point sets trade that for a smaller
+    integration error. The d = 3 constructions follow the QSW paper [1]_. Sobol sets are balanced
+    at powers of two: prefer n = 64, 128, 256... for ``qmc`` and ``rqmc``.
 
-    - ``mc``: independent uniform directions (normalised Gaussians).
-    - ``orthogonal``: stacked Haar-random orthonormal bases (d directions per basis).
-    - ``qmc``: a fixed scrambled Sobol set mapped to the sphere by the Gaussian inverse CDF and
-      normalisation (deterministic; ``seed`` is ignored).
-    - ``rqmc``: the same map applied to a freshly scrambled Sobol set (unbiased).
-    - d = 3 only: ``spiral`` (generalised spiral points), ``equal_area`` (Lambert's equal-area map
-      of a Sobol set), ``energy`` (low Riesz energy, computed once per n and cached in-process;
-      deterministic), and their unbiased randomisations ``rqmc_spiral`` and ``rqmc_energy``
-      (uniform random rotation) and ``rqmc_equal_area`` (scrambled Sobol).
+    Parameters
+    ----------
+    d : int
+        Dimension of the space (at least 1).
+    n : int
+        Number of directions (at least 1).
+    method : str, default "mc"
+        One of :data:`METHODS` (any d unless noted):
 
-    ``seed=None`` draws from torch's global generator, so ``torch.manual_seed`` fixes it.
+        - ``mc``: independent uniform directions (normalised Gaussians).
+        - ``orthogonal``: stacked Haar-random orthonormal bases (d directions per basis).
+        - ``qmc``: a fixed scrambled Sobol set mapped to the sphere by the Gaussian inverse CDF and
+          normalisation (deterministic; ``seed`` is ignored).
+        - ``rqmc``: the same map applied to a freshly scrambled Sobol set (unbiased).
+        - d = 3 only (:data:`SPHERE3_METHODS`): ``spiral`` (generalised spiral points),
+          ``equal_area`` (Lambert's equal-area map of a Sobol set), ``energy`` (low Riesz energy,
+          computed once per n and cached in-process; deterministic), and their unbiased
+          randomisations ``rqmc_spiral`` and ``rqmc_energy`` (uniform random rotation) and
+          ``rqmc_equal_area`` (scrambled Sobol).
+    seed : int or None, default None
+        Fixes the directions. ``None`` draws from torch's global generator, so
+        ``torch.manual_seed`` fixes it.
+    dtype : torch.dtype, default torch.float32
+        Floating type of the result.
+    device : torch.device, str or None, default None
+        Device of the result (``None``: the CPU).
+
+    Returns
+    -------
+    theta : torch.Tensor, shape (n, d)
+        Unit directions, one per row (the transpose of POT's (d, n) layout).
+
+    Raises
+    ------
+    latentforge.errors.InputError
+        If ``d`` or ``n`` is not a positive integer, ``method`` is unknown, a d = 3 method is asked
+        for another dimension, or a Sobol method is asked for d > 21201.
+
+    References
+    ----------
+    .. [1] K. Nguyen, N. Bariletto and N. Ho, "Quasi-Monte Carlo for 3D Sliced Wasserstein",
+       International Conference on Learning Representations (ICLR), 2024.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from latentforge.sliced import projections
+    >>> theta = projections(3, 64, method="rqmc", seed=0)
+    >>> tuple(theta.shape), theta.dtype
+    ((64, 3), torch.float32)
+    >>> bool(torch.allclose(theta.norm(dim=1), torch.ones(64)))
+    True
+
+    ``orthogonal`` directions come in orthonormal bases:
+
+    >>> basis = projections(4, 4, method="orthogonal", seed=0, dtype=torch.float64)
+    >>> bool(torch.allclose(basis @ basis.T, torch.eye(4, dtype=torch.float64)))
+    True
     """
     n = check_count(n, "n_projections")
     if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
         raise InputError(f"the dimension must be a positive integer, got {d!r}.")
     if method not in _METHODS:
         raise unknown_name_error("projection method", str(method), METHODS)
-    theta = _METHODS[method](int(d), n, _generator(seed))
+    theta = _METHODS[method](int(d), n, torch_generator(seed))
     return theta.to(dtype=dtype, device=device)
+
+
+# -- von Mises-Fisher directions ----------------------------------------------------------------
+def sample_vmf(
+    location: torch.Tensor, kappa: float, n: int, generator: np.random.Generator | int | None = None
+) -> torch.Tensor:
+    """n samples (n, d) from the von Mises-Fisher distribution on S^{d-1}, differentiable in ``location``.
+
+    The vMF density on the sphere is proportional to exp(κ θ·location). The cosine
+    w = θ·location is drawn by Wood's rejection sampler [1]_ (it depends on κ only), the
+    tangential part uniformly; θ = w·location + sqrt(1 - w²)·v with v a uniform unit vector
+    orthogonal to ``location``. The samples are thus reparameterised: gradients flow to
+    ``location``, as the vMF family of :func:`distributional_sliced_wasserstein` needs.
+
+    Parameters
+    ----------
+    location : torch.Tensor, shape (d,)
+        Mean direction; must be a unit vector, d >= 2.
+    kappa : float
+        Concentration κ >= 0 (0: uniform on the sphere; large: concentrated at ``location``).
+    n : int
+        Number of samples (at least 1).
+    generator : numpy.random.Generator, int or None, default None
+        Random source, or a seed for :func:`numpy.random.default_rng` (``None``: fresh entropy).
+
+    Returns
+    -------
+    theta : torch.Tensor, shape (n, d)
+        Unit vectors, one sample per row, on the dtype and device of ``location``.
+
+    Raises
+    ------
+    latentforge.errors.InputError
+        If d < 2, ``kappa`` is negative or not finite, or ``n`` is not a positive integer.
+
+    References
+    ----------
+    .. [1] A. T. A. Wood, "Simulation of the von Mises Fisher distribution", Communications in
+       Statistics - Simulation and Computation 23(1), 157-164, 1994.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import torch
+    >>> from latentforge.sliced import sample_vmf
+    >>> mu = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+    >>> theta = sample_vmf(mu, kappa=50.0, n=2000, generator=0)
+    >>> tuple(theta.shape)
+    (2000, 3)
+    >>> bool(torch.allclose(theta.norm(dim=1), torch.ones(2000, dtype=torch.float64)))
+    True
+
+    On S^2 the mean cosine to the location is coth(κ) - 1/κ:
+
+    >>> bool(abs(float((theta @ mu).mean()) - (1 / np.tanh(50.0) - 1 / 50.0)) < 0.005)
+    True
+    """
+    d = location.shape[0]
+    if d < 2:
+        raise InputError("von Mises-Fisher sampling needs d >= 2.")
+    kappa = check_kappa(kappa)
+    n = check_count(n, "n")
+    rng = generator if isinstance(generator, np.random.Generator) else np.random.default_rng(generator)
+    w = _vmf_cosines(d, kappa, n, rng)
+    g = torch.from_numpy(rng.standard_normal((n, d))).to(location)
+    tangent = g - (g @ location)[:, None] * location
+    tangent = tangent / tangent.norm(dim=1, keepdim=True)
+    w = torch.from_numpy(w).to(location)
+    return w[:, None] * location + torch.sqrt((1 - w * w).clamp_min(0))[:, None] * tangent
+
+
+def _vmf_cosines(d: int, kappa: float, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Wood's rejection sampler for w = θ·μ under vMF(μ, κ) on S^{d-1}."""
+    if kappa == 0:
+        x = rng.standard_normal((n, d))
+        return x[:, 0] / np.linalg.norm(x, axis=1)
+    m = d - 1
+    b = m / (2 * kappa + math.sqrt(4 * kappa**2 + m**2))  # stable form of (-2κ + sqrt(4κ² + m²)) / m
+    x0 = (1 - b) / (1 + b)
+    c = kappa * x0 + m * math.log(1 - x0**2)
+    out = np.empty(n)
+    filled = 0
+    while filled < n:
+        k = max(16, 2 * (n - filled))
+        z = rng.beta(m / 2, m / 2, size=k)
+        w = (1 - (1 + b) * z) / (1 - (1 - b) * z)
+        u = rng.random(k)
+        keep = w[kappa * w + m * np.log(1 - x0 * w) - c >= np.log(u)]
+        take = min(len(keep), n - filled)
+        out[filled:filled + take] = keep[:take]
+        filled += take
+    return out

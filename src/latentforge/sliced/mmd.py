@@ -46,11 +46,58 @@ def sliced_mmd_riesz(
 ) -> Any:
     """MMD² for the Riesz kernel -|x - y| (the energy distance), estimated by slicing and sorting.
 
-    Returns (1 / c_d) · mean over directions of the 1-D energy distance, an unbiased estimate (for
+    For r = 1 the MMD² of the Riesz kernel equals, up to the dimension constant
+    c_d = E_θ|θ_1| = Γ(d/2) / (√π Γ((d+1)/2)), the mean over directions of the 1-D MMD² [1]_, and
+    in 1-D that is Székely's energy distance 2 ∫ (F - G)², computable after one sort of the
+    M + N projected points: O((M + N) log(M + N)) per direction instead of O(MN). The result,
+    (1 / c_d) · mean over directions of the 1-D energy distance, is an unbiased estimate (for
     uniform random directions) of the full-dimensional energy distance
-    2 E|X - Y| - E|X - X'| - E|Y - Y'| between the (weighted) empirical measures — the V-statistic,
-    which includes the i = j terms. ``squared=False`` returns its square root (the MMD).
-    Only r = 1 is computable by sorting. Other arguments as in :func:`sliced_wasserstein`.
+    2 E|X - Y| - E|X - X'| - E|Y - Y'| between the (weighted) empirical measures — the
+    V-statistic, which includes the i = j terms.
+
+    Parameters
+    ----------
+    X, Y, a, b, n_projections, method, projections, seed
+        As in :func:`sliced_wasserstein`.
+    r : float, default 1
+        Riesz exponent; only r = 1 is computable by sorting.
+    squared : bool, default True
+        Return MMD²; ``False`` returns its square root (the MMD).
+
+    Returns
+    -------
+    mmd : numpy.float64 or torch.Tensor
+        The MMD² (or MMD) estimate: a NumPy float for NumPy inputs, a differentiable 0-d tensor
+        for tensors.
+
+    Raises
+    ------
+    latentforge.errors.InputError
+        If ``r != 1``, and as :func:`sliced_wasserstein`.
+
+    References
+    ----------
+    .. [1] J. Hertrich, C. Wald, F. Altekrüger and P. Hagemann, "Generative Sliced MMD Flows with
+       Riesz Kernels", International Conference on Learning Representations (ICLR), 2024.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from latentforge.sliced import sliced_mmd_riesz
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(100, 3))
+    >>> Y = X + [1.0, 0.0, 0.0]
+    >>> float(sliced_mmd_riesz(X, X, seed=0))
+    0.0
+
+    It matches the energy distance computed from all O(nm) pairwise distances:
+
+    >>> def mean_dist(A, B):
+    ...     return np.linalg.norm(A[:, None] - B[None], axis=-1).mean()
+    >>> exact = 2 * mean_dist(X, Y) - mean_dist(X, X) - mean_dist(Y, Y)
+    >>> estimate = sliced_mmd_riesz(X, Y, method="spiral", n_projections=200)
+    >>> bool(abs(estimate - exact) < 1e-3 * exact)
+    True
     """
     if r != 1:
         raise InputError(f"only the Riesz exponent r = 1 is computable by sorting, got r = {r!r}.")

@@ -14,8 +14,8 @@ import torch
 
 from ..errors import unknown_name_error
 from ._checks import check_count, check_p, check_pair
-from .core import _w1d_rows, resolve_directions
-from .directions import _generator, _int_seed
+from .core import resolve_directions, wasserstein_1d_rows
+from .directions import int_seed, torch_generator
 from .mmd import energy_distance_1d_rows, riesz_slicing_constant
 
 STATISTICS = ("sw", "mmd")
@@ -23,8 +23,15 @@ _CHUNK_VALUES = 1 << 22  # projected values per batch of permutations (memory bo
 
 
 class TwoSampleResult(NamedTuple):
-    """``statistic``: SW_p (or sliced energy distance) of the observed split; ``pvalue``: its
-    permutation p-value."""
+    """The outcome of :func:`sliced_two_sample_test`.
+
+    Attributes
+    ----------
+    statistic : float
+        SW_p (or the sliced energy distance) of the observed split.
+    pvalue : float
+        Its permutation p-value, (1 + #{T_perm >= T_obs}) / (1 + B).
+    """
 
     statistic: float
     pvalue: float
@@ -36,10 +43,60 @@ def sliced_two_sample_test(
 ) -> TwoSampleResult:
     """Test H0: X (n, d) and Y (m, d) come from the same distribution.
 
-    ``statistic="sw"`` uses SW_p with ``n_projections`` directions; ``"mmd"`` the sliced energy
-    distance (:func:`sliced_mmd_riesz`). The null distribution comes from ``n_permutations``
-    random relabellings of the pooled sample. ``seed`` fixes directions and permutations
-    (``None``: torch's global generator). Returns ``TwoSampleResult(statistic, pvalue)``.
+    A permutation test with a sliced statistic: the null distribution comes from
+    ``n_permutations`` random relabellings of the pooled sample. The directions are drawn once and
+    shared by the observed and the permuted statistics, so under H0 the observed statistic is
+    exchangeable with the permuted ones and the p-value (1 + #{T_perm >= T_obs}) / (1 + B) is
+    valid: P(p <= α) <= α for every α.
+
+    Parameters
+    ----------
+    X : array_like or torch.Tensor, shape (n, d)
+        First sample.
+    Y : array_like or torch.Tensor, shape (m, d)
+        Second sample.
+    n_permutations : int, default 500
+        Number B of random relabellings; the smallest attainable p-value is 1 / (1 + B).
+    statistic : {"sw", "mmd"}, default "sw"
+        ``"sw"``: SW_p with ``n_projections`` directions; ``"mmd"``: the sliced energy distance
+        (:func:`sliced_mmd_riesz`).
+    p : float, default 2
+        Transport exponent of ``"sw"``, at least 1.
+    n_projections : int, default 100
+        Number of directions.
+    method : str, default "mc"
+        How directions are drawn; see :func:`projections`.
+    seed : int or None, default None
+        Fixes directions and permutations (``None``: torch's global generator).
+
+    Returns
+    -------
+    result : TwoSampleResult
+        ``TwoSampleResult(statistic, pvalue)``, two floats.
+
+    Raises
+    ------
+    latentforge.errors.InputError
+        On an unknown ``statistic``, ``n_permutations < 1``, and as :func:`sliced_wasserstein`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from latentforge.sliced import sliced_two_sample_test
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(100, 2))
+    >>> Y = rng.normal(size=(80, 2)) + 1.0
+
+    A clear shift: no relabelling beats the observed split, so the p-value is the smallest
+    possible, 1 / (1 + 99):
+
+    >>> result = sliced_two_sample_test(X, Y, n_permutations=99, n_projections=20, seed=0)
+    >>> result.pvalue
+    0.01
+    >>> bool(result.statistic > 0)
+    True
+    >>> sliced_two_sample_test(X, Y, 99, statistic="mmd", n_projections=20, seed=0).pvalue
+    0.01
     """
     if statistic not in STATISTICS:
         raise unknown_name_error("test statistic", str(statistic), STATISTICS)
@@ -47,9 +104,9 @@ def sliced_two_sample_test(
     B = check_count(n_permutations, "n_permutations")
     pair = check_pair(X, Y)
     pair = pair._replace(X=pair.X.detach().to(torch.float64), Y=pair.Y.detach().to(torch.float64))
-    gen = _generator(seed)
-    theta = resolve_directions(pair, n_projections, method, None, None if seed is None else _int_seed(gen))
-    rng = np.random.default_rng(_int_seed(gen))
+    gen = torch_generator(seed)
+    theta = resolve_directions(pair, n_projections, method, None, None if seed is None else int_seed(gen))
+    rng = np.random.default_rng(int_seed(gen))
     n = pair.X.shape[0]
     projected = theta @ torch.cat([pair.X, pair.Y]).T                    # (L, n + m)
     L, total = projected.shape
@@ -58,7 +115,7 @@ def sliced_two_sample_test(
         """Mean over directions of the per-direction statistic; u, v: (L, k, ·) for k splits."""
         k = u.shape[1]
         u2, v2 = u.reshape(L * k, -1), v.reshape(L * k, -1)
-        per = _w1d_rows(u2, v2, None, None, p) if statistic == "sw" else energy_distance_1d_rows(u2, v2)
+        per = wasserstein_1d_rows(u2, v2, None, None, p) if statistic == "sw" else energy_distance_1d_rows(u2, v2)
         return per.reshape(L, k).mean(0)
 
     with torch.no_grad():

@@ -1,5 +1,11 @@
-"""The training loop."""
+"""Training: :func:`fit_model` fits any model the way its class declares; :func:`train_model` is
+the gradient loop, :mod:`.posterior` the prior selection and SGHMC sampling of Bayesian models,
+:mod:`.sghmc` the sampler, :mod:`.progress` the one progress display."""
 
-from .loop import resolve_device, train_model
+from .loop import clip_grad_norm, evaluate_loss, fit_model, train_model
+from .posterior import fit_posterior, select_prior
+from .progress import ProgressDisplay
+from .sghmc import SGHMC, collection_steps, sample_sghmc
 
-__all__ = ["resolve_device", "train_model"]
+__all__ = ["ProgressDisplay", "SGHMC", "clip_grad_norm", "collection_steps", "evaluate_loss", "fit_model",
+           "fit_posterior", "sample_sghmc", "select_prior", "train_model"]

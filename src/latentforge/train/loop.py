@@ -1,29 +1,24 @@
-"""One readable training function: AdamW, LR schedule, clipping, validation, early stopping,
-best checkpoint, non-finite guard, progress bar, history."""
+"""The trainer: :func:`fit_model` fits any model, and :func:`train_model` is the one readable
+gradient loop (AdamW, LR schedule, clipping, validation, early stopping, best checkpoint,
+non-finite guard, progress bar, history). Models with ``fit_method = "posterior"`` go to
+:func:`latentforge.train.posterior.fit_posterior` instead."""
 
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import torch
 
-from ..config import TrainConfig
+from ..config import TrainConfig, resolve_device
 from ..errors import InputError, TrainingDivergedError
+from .posterior import fit_posterior
+from .progress import ProgressDisplay, format_terms
 
 if TYPE_CHECKING:  # the trainer needs only .loss(x) and parameters, not the models package
     from ..models import BaseAutoencoder
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("device 'cuda' was asked for but PyTorch sees no CUDA GPU; use --device cpu.")
-    return torch.device(device)
 
 
 def clip_grad_norm(grads: list[torch.Tensor], max_norm: float) -> None:
@@ -53,18 +48,31 @@ def evaluate_loss(model: BaseAutoencoder, X: torch.Tensor, batch_size: int = 102
     return {k: v / len(X) for k, v in sums.items()}
 
 
-def _progress(enabled: bool, epochs: int):
-    if not enabled:
-        return None
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+Regularizer = Callable[["BaseAutoencoder", torch.Tensor], dict[str, torch.Tensor]]
 
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                        TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[terms]}"),
-                        transient=False, console=Console(stderr=True))  # stdout stays clean for data
-    progress.start()
-    progress.add_task("training", total=epochs, terms="")
-    return progress
+
+def fit_model(
+    model: BaseAutoencoder,
+    X_train: torch.Tensor,
+    X_val: torch.Tensor | None,
+    config: TrainConfig,
+    progress: bool | None = None,
+    description: str = "training",
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+    regularizers: Sequence[Regularizer] = (),
+) -> list[dict[str, float]]:
+    """Fit ``model`` in place the way its class declares (``fit_method``); returns the history.
+
+    Arguments as for :func:`train_model`; posterior models take no extra regularizers.
+    """
+    if model.fit_method == "posterior":
+        if regularizers:
+            raise InputError(f"model {model.name!r} is fitted by posterior sampling and takes no extra training "
+                             f"terms (invariance or compatibility losses).")
+        return fit_posterior(model, X_train, X_val, config, progress=progress, description=description,
+                             on_epoch=on_epoch)
+    return train_model(model, X_train, X_val, config, progress=progress, description=description,
+                       on_epoch=on_epoch, regularizers=regularizers)
 
 
 def train_model(
@@ -75,7 +83,7 @@ def train_model(
     progress: bool | None = None,
     description: str = "training",
     on_epoch: Callable[[dict[str, float]], None] | None = None,
-    regularizers: Sequence[Callable[[BaseAutoencoder, torch.Tensor], dict[str, torch.Tensor]]] = (),
+    regularizers: Sequence[Regularizer] = (),
 ) -> list[dict[str, float]]:
     """Train ``model`` in place on flat feature tensors and return the per-epoch history.
 
@@ -105,9 +113,8 @@ def train_model(
 
     best_state, best_epoch, best_score = _state_copy(model), 0, math.inf
     history: list[dict[str, float]] = []
-    bar = _progress(sys.stderr.isatty() if progress is None else progress, config.epochs)
-    if bar is not None:
-        bar.update(bar.task_ids[0], description=description)
+    display = ProgressDisplay(progress).start()
+    task = display.add(description, config.epochs)
     try:
         for epoch in range(1, config.epochs + 1):
             started = time.perf_counter()
@@ -157,16 +164,11 @@ def train_model(
                 on_epoch(record)
             if X_val is None or score < best_score:
                 best_state, best_epoch, best_score = _state_copy(model), epoch, min(score, best_score)
-            if bar is not None:
-                shown = "  ".join(f"{k[6:]}={v:.4g}" for k, v in record.items() if k.startswith("train_"))
-                if X_val is not None:
-                    shown += f"  val={record['val_total']:.4g}"
-                bar.update(bar.task_ids[0], advance=1, terms=shown)
+            display.update(task, advance=1, terms=format_terms(record))
             if X_val is not None and config.patience is not None and epoch - best_epoch >= config.patience:
                 break
     finally:
-        if bar is not None:
-            bar.stop()
+        display.stop()
     model.load_state_dict(best_state)
     model.eval()
     return history

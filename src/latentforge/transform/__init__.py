@@ -4,8 +4,9 @@
 - backward-compatible alignment: :func:`fit_alignment`, :func:`align_models`, :class:`Alignment`,
   :func:`load_alignment`, :func:`compatible_embedding`, :class:`CompatibilityLoss`, :func:`model_fingerprint`;
 - relative representations and stitching: :func:`relative_representation`, :func:`stitch`;
-- similarity and compatibility metrics: :func:`linear_cka`, :func:`rbf_cka`, :func:`procrustes_distance`,
-  :func:`mutual_knn_overlap`, :func:`cross_model_retrieval`, :func:`compatibility_report`;
+- similarity and compatibility metrics, defined in :mod:`latentforge.evaluate` and re-exported here:
+  :func:`linear_cka`, :func:`rbf_cka`, :func:`procrustes_distance`, :func:`mutual_knn_overlap`,
+  :func:`cross_model_retrieval`, :func:`compatibility_report`;
 - invariance: :func:`invariance_score`, :func:`invariance_report`, :data:`TRANSFORMS`, :func:`get_transform`,
   :class:`InvarianceLoss`, :func:`parse_invariance_spec`;
 - editing: :class:`Editor` (Matrix Subspace Projection, affine steering), :func:`evaluate_edit`.
@@ -13,6 +14,15 @@
 This package sits above models and metrics: it imports them, nothing below imports it.
 """
 
+# The similarity metrics live in latentforge.evaluate; re-exported so existing imports keep working.
+from ..evaluate import (
+    compatibility_report,
+    cross_model_retrieval,
+    linear_cka,
+    mutual_knn_overlap,
+    procrustes_distance,
+    rbf_cka,
+)
 from ._common import model_fingerprint
 from .alignment import (
     METHODS,
@@ -34,14 +44,6 @@ from .invariance import (
     parse_invariance_spec,
 )
 from .relative import StitchResult, relative_representation, stitch
-from .similarity import (
-    compatibility_report,
-    cross_model_retrieval,
-    linear_cka,
-    mutual_knn_overlap,
-    procrustes_distance,
-    rbf_cka,
-)
 from .slicing import VarianceOrder, embed_truncated, slicing_curve, truncate
 
 __all__ = [

@@ -11,19 +11,23 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..evaluate._checks import as_matrix, positive_int, same_rows, same_width
+from ..estimator import Autoencoder, NotFittedError, require_fitted
+from ..validation import as_matrix
 
-__all__ = ["as_matrix", "positive_int", "same_rows", "same_width", "check_fitted", "network", "features",
-           "embed_features", "decode_features", "model_fingerprint"]
+__all__ = ["check_fitted", "network", "features", "embed_features", "decode_features", "model_fingerprint"]
 
 BATCH = 2048
 
 
 def check_fitted(model: Any, name: str = "model") -> Any:
     """``model`` if it is a fitted :class:`latentforge.Autoencoder`, else an InputError."""
-    if not hasattr(model, "model_") or not hasattr(model, "preprocessor_"):
-        raise InputError(f"{name} must be a fitted latentforge.Autoencoder (call fit or Autoencoder.load first), "
-                         f"got {type(model).__name__}.")
+    wrong = f"{name} must be a fitted latentforge.Autoencoder (call fit or Autoencoder.load first)"
+    if not isinstance(model, Autoencoder):
+        raise InputError(f"{wrong}, got {type(model).__name__}.")
+    try:
+        require_fitted(model)
+    except NotFittedError:
+        raise NotFittedError(f"{wrong}; this one is not fitted yet.") from None
     return model
 
 

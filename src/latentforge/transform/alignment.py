@@ -32,8 +32,6 @@ a model whose fingerprint is not the one the alignment was fitted on.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,18 +39,13 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as save_safetensors
-
-from .._version import __version__
+from ..artifacts import Artifact, load_artifact, save_artifact
 from ..errors import ArtifactError, InputError, unknown_name_error
-from ..fsutil import atomic_directory
-from ._common import as_matrix, check_fitted, embed_features, features, model_fingerprint, network, same_rows
+from ..estimator import Autoencoder
+from ..validation import as_matrix, same_rows
+from ._common import check_fitted, embed_features, features, model_fingerprint, network
 
 METHODS = ("orthogonal", "linear", "extension")
-FORMAT_VERSION = 1
-CONFIG_FILE, WEIGHTS_FILE = "alignment.json", "alignment.safetensors"
 
 
 @dataclass
@@ -114,55 +107,31 @@ class Alignment:
         return self.transform(embed_features(new_model, features(new_model, X)), old_space_only=old_space_only)
 
     def save(self, path: str | Path) -> Path:
-        """Write ``alignment.json`` and ``alignment.safetensors`` into directory ``path`` atomically."""
+        """Write ``alignment.json`` and ``alignment.safetensors`` into directory ``path`` atomically
+        (the artifact format of :mod:`latentforge.artifacts`)."""
         tensors = {"W": torch.from_numpy(self.W.astype(np.float64)),
                    "mean_new": torch.from_numpy(self.mean_new.astype(np.float64)),
                    "offset": torch.from_numpy(self.offset.astype(np.float64))}
-        weights = save_safetensors({k: v.contiguous() for k, v in tensors.items()})
-        config = {"format_version": FORMAT_VERSION, "package_version": __version__, "kind": "alignment",
-                  "method": self.method, "d_old": self.d_old, "d_new": self.d_new, "d_out": self.d_out,
+        config = {"method": self.method, "d_old": self.d_old, "d_new": self.d_new, "d_out": self.d_out,
                   "scale": self.scale, "fit_error": self.fit_error, "old_fingerprint": self.old_fingerprint,
-                  "new_fingerprint": self.new_fingerprint, "info": self.info,
-                  "weights_sha256": hashlib.sha256(weights).hexdigest()}
-        with atomic_directory(path, marker=CONFIG_FILE) as tmp:
-            (tmp / WEIGHTS_FILE).write_bytes(weights)
-            (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2))
-        return Path(path)
+                  "new_fingerprint": self.new_fingerprint, "info": self.info}
+        return save_artifact(path, Artifact(config, tensors, kind="alignment"))
 
 
 def load_alignment(path: str | Path) -> Alignment:
     """Load an alignment directory written by :meth:`Alignment.save`; problems are ArtifactErrors."""
-    path = Path(path)
-    config_file, weights_file = path / CONFIG_FILE, path / WEIGHTS_FILE
-    if (path / "model.json").is_file() and not config_file.is_file():
-        raise ArtifactError(f"{path} is a model directory, not an alignment; pass the directory written by "
-                            f"latentforge align OLD NEW DATA --out DIR.")
-    if not config_file.is_file() or not weights_file.is_file():
-        raise ArtifactError(f"{path} is not an alignment directory ({CONFIG_FILE} or {WEIGHTS_FILE} is missing).")
+    art = load_artifact(path, kind="alignment")
+    config, tensors = art.config, art.tensors
     try:
-        config = json.loads(config_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{config_file} is not valid JSON ({exc}).") from None
-    if not isinstance(config, dict) or config.get("kind") != "alignment":
-        raise ArtifactError(f"{config_file} does not describe an alignment.")
-    version = config.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ArtifactError(f"{path} was saved in alignment format {version!r}, newer than this latentforge reads "
-                            f"({FORMAT_VERSION}); upgrade latentforge.")
-    raw = weights_file.read_bytes()
-    if hashlib.sha256(raw).hexdigest() != config.get("weights_sha256"):
-        raise ArtifactError(f"{weights_file} is corrupted or truncated (its checksum does not match {CONFIG_FILE}).")
-    try:
-        tensors = load_safetensors(raw)
         alignment = Alignment(
             method=config["method"], W=tensors["W"].numpy(), mean_new=tensors["mean_new"].numpy(),
             offset=tensors["offset"].numpy(), scale=float(config["scale"]), d_old=int(config["d_old"]),
             fit_error=float(config["fit_error"]), old_fingerprint=config.get("old_fingerprint"),
             new_fingerprint=config.get("new_fingerprint"), info=dict(config.get("info") or {}))
-    except (SafetensorError, KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"{path} does not hold a loadable alignment ({type(exc).__name__}: {exc}).") from None
     if alignment.W.shape != (config.get("d_new"), config.get("d_out")):
-        raise ArtifactError(f"{weights_file} holds a {alignment.W.shape} matrix, not the shape {CONFIG_FILE} records.")
+        raise ArtifactError(f"{path} holds a {alignment.W.shape} matrix, not the shape its manifest records.")
     return alignment
 
 
@@ -237,8 +206,6 @@ def fit_alignment(
 def align_models(old_model: Any, new_model: Any, X: Any, method: str = "orthogonal", **options: Any) -> Alignment:
     """Fit an alignment from two fitted models' codes of the same data X and record their
     fingerprints. ``old_model``/``new_model``: fitted estimators or model directories."""
-    from ..api import Autoencoder
-
     old = Autoencoder.load(old_model) if isinstance(old_model, (str, Path)) else check_fitted(old_model, "old_model")
     new = Autoencoder.load(new_model) if isinstance(new_model, (str, Path)) else check_fitted(new_model, "new_model")
     Z_old = embed_features(old, features(old, X))
@@ -258,8 +225,6 @@ def compatible_embedding(new_model: Any, X: Any, alignment: Alignment | str | Pa
     """Codes of X by ``new_model`` mapped to the old space by ``alignment`` (an Alignment or its
     directory); ``new_model``/``old_model`` may be fitted estimators or model directories, and are
     checked against the alignment's fingerprints (``old_model`` only when given)."""
-    from ..api import Autoencoder
-
     if not isinstance(alignment, Alignment):
         alignment = load_alignment(alignment)
     new = Autoencoder.load(new_model) if isinstance(new_model, (str, Path)) else new_model
@@ -281,8 +246,6 @@ class CompatibilityLoss:
     """
 
     def __init__(self, old_model: Any, weight: float = 10.0, name: str = "compatibility"):
-        from ..api import Autoencoder
-
         if not (isinstance(weight, (int, float)) and weight >= 0):
             raise InputError(f"the compatibility weight must be a non-negative number, got {weight!r}.")
         self.old = Autoencoder.load(old_model) if isinstance(old_model, (str, Path)) else old_model

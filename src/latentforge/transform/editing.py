@@ -35,6 +35,7 @@ import numpy as np
 import scipy.linalg
 
 from ..errors import InputError, unknown_name_error
+from ..estimator import require_fitted
 from ._common import check_fitted, embed_features, features
 
 EDIT_METHODS = ("msp", "affine")
@@ -120,8 +121,7 @@ class Editor:
 
     # -- editing ------------------------------------------------------------------------------
     def _state(self, attribute: str) -> dict[str, Any]:
-        if not hasattr(self, "attributes_"):
-            raise InputError("this Editor is not fitted yet; call fit(model, X, attributes) first.")
+        require_fitted(self, "fit(model, X, attributes)")
         if attribute not in self.attributes_:
             raise unknown_name_error("attribute", attribute, self.attributes_)
         return self.attributes_[attribute]
@@ -184,8 +184,7 @@ class Editor:
         return model.inverse_transform(self.edit_codes(Z, attribute, value, source))
 
     def _model(self) -> Any:
-        if not hasattr(self, "model_"):
-            raise InputError("this Editor is not fitted yet; call fit(model, X, attributes) first.")
+        require_fitted(self, "fit(model, X, attributes)")
         return self.model_
 
 

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError, unknown_name_error
-from ..evaluate._checks import block_rows, sq_distances
+from ..validation import block_rows, sq_distances
 from ._common import embed_features, features, network
 
 TRANSFORMS: dict[str, tuple[float, bool, str]] = {

@@ -22,7 +22,8 @@ import numpy as np
 
 from ..errors import InputError, unknown_name_error
 from ..evaluate import reconstruction_mse
-from ._common import as_matrix, check_fitted, decode_features, embed_features, features
+from ..validation import as_matrix
+from ._common import check_fitted, decode_features, embed_features, features
 from .alignment import fit_alignment
 
 KINDS = ("cosine", "linear", "euclidean")

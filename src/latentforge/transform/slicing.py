@@ -21,7 +21,8 @@ import pandas as pd
 from ..data import split_indices
 from ..errors import InputError, unknown_name_error
 from ..evaluate import knn_accuracy, linear_probe_accuracy, reconstruction_mse
-from ._common import as_matrix, check_fitted, decode_features, embed_features, features
+from ..validation import as_matrix
+from ._common import check_fitted, decode_features, embed_features, features
 
 ORDERS = ("auto", "native", "pca")
 

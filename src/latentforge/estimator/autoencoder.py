@@ -1,0 +1,397 @@
+"""The user-facing estimator, in scikit-learn style."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from ..artifacts import Artifact, load_artifact, save_artifact
+from ..config import ARCHITECTURE_DEFAULTS as ARCH
+from ..config import DEFAULT_LATENT_DIM, DEFAULT_MODEL, DEFAULTS, TrainConfig, resolve_device
+from ..data import Dataset, as_model_input, make_preprocessor, preprocessor_from_state, split_indices
+from ..errors import ArtifactError, InputError, unknown_name_error
+from ..models import Architecture, build_model, get_model_class
+from ..train import fit_model
+from .base import ExtraParamsMixin, require_fitted
+from .samplers import CODE_SAMPLERS, fit_code_sampler
+
+SAMPLERS = ("auto", "prior", *CODE_SAMPLERS)
+MAX_SAVED_CODES = 10_000  # training codes kept with the model, to fit code samplers later
+TRAIN_OPTIONS = tuple(f.name for f in fields(TrainConfig))
+#: estimator parameter → Architecture field; stored under "model" in model.json
+ARCHITECTURE_OPTIONS = {"architecture": "kind", "hidden": "hidden", "channels": "channels",
+                        "activation": "activation", "norm": "norm"}
+RUNTIME_OPTIONS = ("verbose", "regularizers")  # how this process runs, not part of the model
+
+
+class Autoencoder(ExtraParamsMixin, TransformerMixin, BaseEstimator):
+    """Train an autoencoder on a table or images and use it as an embedding, generator and scorer.
+
+    Parameters
+    ----------
+    model : str, default "swae"
+        Registry name (``latentforge models`` lists them): ``"ae"``, ``"vae"``, ``"swae"``, ...
+    latent_dim : int, default 8
+        Size of the embedding.
+    epochs, batch_size, lr, weight_decay, schedule, patience, val_fraction, grad_clip
+        Training options; defaults and meaning in :class:`latentforge.config.TrainConfig`.
+    architecture : {"auto", "mlp", "conv"}, default "auto"
+        ``"auto"`` picks the conv net for images of at least 16x16, else the MLP; ``hidden``,
+        ``channels``, ``activation`` and ``norm`` shape the networks.
+    column_types, max_categories, id_columns, label
+        Table options. Columns named in ``id_columns``/``label`` may be present in X; they are
+        left out of training.
+    sampler : {"auto", "prior", "gmm", "dpmm", "empirical"}, default "auto"
+        How ``sample`` generates by default: the model's own prior, a Gaussian mixture with
+        ``gmm_components`` fitted on training codes, a Dirichlet-process mixture (at most
+        ``gmm_components``), resampled training codes (quantised models), or ``"auto"`` (prior
+        where the model has one, empirical for quantised models, else gmm).
+    seed : int, default 0
+        Fixes initialisation, shuffling, validation split and sampling.
+    device : str, default "auto"
+        ``"auto"``, ``"cpu"`` or ``"cuda[:i]"``.
+    verbose : bool or None, default None
+        Progress bar (None: only when stderr is a terminal).
+    regularizers : tuple of callables, default ()
+        ``(model, batch) -> {name: loss term}`` added to the training loss (e.g.
+        ``latentforge.transform`` invariance and compatibility terms); not saved with the model.
+    **hyperparameters
+        The model's own, e.g. ``beta`` for vae, ``sw_weight``/``prior`` for swae.
+
+    Attributes
+    ----------
+    model_ : latentforge.models.BaseAutoencoder
+        The fitted network (a ``torch.nn.Module``), in eval mode.
+    preprocessor_ : TabularPreprocessor or ImagePreprocessor
+        The fitted preprocessing; its ``state()`` is the saved schema.
+    history_ : list of dict
+        One record per epoch (loss terms, learning rate, seconds), as in ``history.csv``.
+    metrics_ : dict
+        Final training and validation figures (``metrics.json``).
+    train_codes_ : ndarray of shape (n_kept, latent_dim)
+        Codes of up to 10,000 training rows, to fit code samplers after loading.
+    train_errors_ : ndarray of shape (n_kept,)
+        Their reconstruction errors (reference for anomaly scores).
+    sampler_kind_ : str
+        The sampler ``sample`` uses by default (``"auto"`` resolved).
+    n_features_in_ : int
+        Number of preprocessed features the network reconstructs.
+    feature_names_in_ : ndarray of str
+        Column names seen at fit time (tables only).
+
+    Examples
+    --------
+    >>> from latentforge import Autoencoder
+    >>> from latentforge.data import load_builtin
+    >>> digits = load_builtin("digits")
+    >>> model = Autoencoder("ae", latent_dim=4, epochs=1, hidden=(32,), verbose=False).fit(digits.X[:200])
+    >>> model.transform(digits.X[:5]).shape
+    (5, 4)
+    """
+
+    _extra_params = "hyperparameters"
+
+    def __init__(
+        self, model: str = DEFAULT_MODEL, latent_dim: int = DEFAULT_LATENT_DIM, *, epochs: int = DEFAULTS.epochs,
+        batch_size: int = DEFAULTS.batch_size, lr: float = DEFAULTS.lr, weight_decay: float = DEFAULTS.weight_decay,
+        schedule: str = DEFAULTS.schedule, patience: int | None = DEFAULTS.patience,
+        val_fraction: float = DEFAULTS.val_fraction, grad_clip: float | None = DEFAULTS.grad_clip,
+        architecture: str = ARCH["kind"], hidden: tuple[int, ...] = ARCH["hidden"],
+        channels: tuple[int, ...] = ARCH["channels"], activation: str = ARCH["activation"], norm: str = ARCH["norm"], column_types: dict[str, str] | None = None,
+        max_categories: int = 20, id_columns: tuple[str, ...] = (), label: str | None = None, sampler: str = "auto",
+        gmm_components: int = 10, seed: int = DEFAULTS.seed, device: str = DEFAULTS.device,
+        verbose: bool | None = None, regularizers: tuple[Any, ...] = (), **hyperparameters: Any,
+    ):
+        self.model, self.latent_dim, self.epochs, self.batch_size = model, latent_dim, epochs, batch_size
+        self.lr, self.weight_decay, self.schedule, self.patience = lr, weight_decay, schedule, patience
+        self.val_fraction, self.grad_clip, self.architecture = val_fraction, grad_clip, architecture
+        self.hidden, self.channels, self.activation, self.norm = hidden, channels, activation, norm
+        self.column_types, self.max_categories, self.id_columns = column_types, max_categories, id_columns
+        self.label, self.sampler, self.gmm_components = label, sampler, gmm_components
+        self.seed, self.device, self.verbose = seed, device, verbose
+        self.regularizers = regularizers
+        self.hyperparameters = dict(hyperparameters)
+
+    # -- fitting ---------------------------------------------------------------------------
+    def _train_config(self) -> TrainConfig:
+        return TrainConfig(**{name: getattr(self, name) for name in TRAIN_OPTIONS})
+
+    def fit(self, X: Any, y: Any = None, on_epoch: Any = None) -> "Autoencoder":
+        """Fit preprocessing and the model on X (DataFrame, 2-D array, images or a Dataset).
+
+        ``y`` is optional and used only to stratify the validation split. ``on_epoch`` is called
+        with each epoch's history record (for progress displays).
+        """
+        if isinstance(X, Dataset) and y is None:
+            y = X.y
+        data = as_model_input(X)
+        config = self._train_config()
+        if self.sampler not in SAMPLERS:
+            raise unknown_name_error("sampler", self.sampler, SAMPLERS)
+        model_class = get_model_class(self.model)
+        model_class.resolve_hyperparameters(self.hyperparameters)  # fail before any work
+        arch = Architecture(kind=self.architecture, hidden=tuple(self.hidden), channels=tuple(self.channels),
+                            activation=self.activation, norm=self.norm)
+        if isinstance(data, pd.DataFrame):
+            pre = make_preprocessor(data, column_types=self.column_types, max_categories=self.max_categories,
+                                    id_columns=tuple(self.id_columns), label=self.label)
+        else:
+            pre = make_preprocessor(data)
+        features = pre.fit(data).transform(data)
+        n = len(features)
+        if n < 2:
+            raise InputError(f"training needs at least 2 rows, got {n}.")
+        flat = torch.from_numpy(features.reshape(n, -1))
+        if self.latent_dim >= flat.shape[1]:
+            warnings.warn(f"latent_dim={self.latent_dim} is not smaller than the input's {flat.shape[1]} features; "
+                          f"the autoencoder can copy its input instead of compressing it.", stacklevel=2)
+        y_arr = None if y is None else np.asarray(y)
+        if y_arr is not None and len(y_arr) != n:
+            raise InputError(f"y has {len(y_arr)} entries but X has {n} rows.")
+        val_fraction = config.val_fraction if n >= 20 else 0.0
+        train_idx, val_idx = split_indices(n, y_arr, val_fraction, config.seed)
+        torch.manual_seed(config.seed)
+        net = build_model(self.model, pre.input_shape, pre.layout, self.latent_dim, arch, self.hyperparameters)
+        self.preprocessor_, self.model_ = pre, net
+        X_val = flat[val_idx] if len(val_idx) else None
+        self.history_ = fit_model(net, flat[train_idx], X_val, config, progress=self.verbose, description=self.model,
+                                  on_epoch=on_epoch, regularizers=self.regularizers)
+        self.n_features_in_ = flat.shape[1]
+        if isinstance(data, pd.DataFrame):
+            self.feature_names_in_ = np.asarray([str(c) for c in data.columns], dtype=object)
+        if self.sampler == "auto":  # the model's prior, else resampled discrete codes, else a mixture
+            self.sampler_kind_ = "prior" if net.has_prior else "empirical" if net.code_kind == "discrete" else "gmm"
+        else:
+            self.sampler_kind_ = self.sampler
+        self._check_sampler(self.sampler_kind_)
+        keep = np.random.default_rng(self.seed).permutation(len(train_idx))[:MAX_SAVED_CODES]
+        kept = flat[train_idx[np.sort(keep)]]
+        self.train_codes_ = self._codes(kept).astype(np.float32)
+        # reference statistics for anomaly scores (latentforge.AnomalyDetector.from_autoencoder)
+        self.train_errors_ = self._batched(self.model_.reconstruction_error, kept).astype(np.float32)
+        self._code_samplers: dict[str, Any] = {}
+        self.metrics_ = self._fit_metrics(flat[train_idx], flat[val_idx])
+        return self
+
+    def _fit_metrics(self, train: torch.Tensor, val: torch.Tensor) -> dict[str, Any]:
+        last = self.history_[-1]
+        metrics: dict[str, Any] = {"epochs_run": len(self.history_), "n_train": len(train), "n_val": len(val)}
+        metrics["train_reconstruction_mse"] = float(self._batched(self.model_.reconstruction_error, train).mean())
+        if len(val):
+            metrics["val_reconstruction_mse"] = float(self._batched(self.model_.reconstruction_error, val).mean())
+            metrics["best_val_total"] = min(h["val_total"] for h in self.history_)
+        metrics["final_train_total"] = last["train_total"]
+        return metrics
+
+    # -- inference -------------------------------------------------------------------------
+    def _features(self, X: Any) -> torch.Tensor:
+        require_fitted(self)
+        data = as_model_input(X)
+        if isinstance(data, pd.DataFrame) != (self.preprocessor_.kind == "table"):
+            raise InputError(f"the model was fitted on {'a table' if self.preprocessor_.kind == 'table' else 'images'}, "
+                             f"but got {'a table' if isinstance(data, pd.DataFrame) else 'images'}.")
+        features = self.preprocessor_.transform(data)
+        return torch.from_numpy(features.reshape(len(features), -1))
+
+    @torch.no_grad()
+    def _batched(self, fn: Any, flat: torch.Tensor, batch_size: int = 2048) -> np.ndarray:
+        self.model_.eval()
+        device = next(self.model_.parameters()).device
+        outs = [fn(flat[i:i + batch_size].to(device)).cpu() for i in range(0, len(flat), batch_size)]
+        return torch.cat(outs).numpy() if outs else np.empty((0,))
+
+    def features(self, X: Any) -> np.ndarray:
+        """X after the fitted preprocessing, flattened to (n, n_features): the space the model reconstructs."""
+        return self._features(X).numpy()
+
+    def _codes(self, flat: torch.Tensor) -> np.ndarray:
+        return self._batched(self.model_.embed, flat)
+
+    def _to_output(self, features: np.ndarray) -> pd.DataFrame | np.ndarray:
+        return self.preprocessor_.inverse_transform(features)
+
+    def _with_std(self, method: str, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        require_fitted(self)
+        if not self.model_.has_uncertainty:
+            raise InputError(f"model {self.model!r} has no predictive uncertainty; return_std needs a Bayesian "
+                             f"model such as 'bae'.")
+        flat = self._features(X)
+        fn = getattr(self.model_, method)
+        mean = self._batched(lambda x: fn(x)[0], flat)
+        std = self._batched(lambda x: fn(x)[1], flat)
+        return mean, std
+
+    def transform(self, X: Any, return_std: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Embeddings, shape (n, latent_dim) (the posterior mean for VAE-type models).
+
+        ``return_std=True`` (Bayesian models) also returns the per-dimension standard deviation of
+        the embedding across posterior samples.
+        """
+        if return_std:
+            return self._with_std("embed_with_std", X)
+        return self._codes(self._features(X))
+
+    def inverse_transform(self, Z: Any) -> pd.DataFrame | np.ndarray:
+        """Decode codes back to data: a DataFrame for tables, (n, C, H, W) images in [0, 1]."""
+        require_fitted(self)
+        Z = np.asarray(Z, dtype=np.float32)
+        if Z.ndim != 2 or Z.shape[1] != self.model_.latent_dim:
+            raise InputError(f"codes must be shaped (n, {self.model_.latent_dim}), got {Z.shape}.")
+        if not np.isfinite(Z).all():
+            raise InputError("codes contain NaN or infinite values.")
+        decode = lambda z: self.model_.likelihood.mean(self.model_.decode(z))  # noqa: E731
+        return self._to_output(self._batched(decode, torch.from_numpy(Z)))
+
+    def reconstruct(self, X: Any, return_std: bool = False):
+        """Encode and decode X; same representation as ``inverse_transform``.
+
+        ``return_std=True`` (Bayesian models) returns (mean, std) of the reconstructed features
+        across posterior samples, both in the preprocessed feature space shaped like X's features.
+        """
+        if return_std:
+            mean, std = self._with_std("reconstruct_with_std", X)
+            shape = (len(mean), *self.preprocessor_.input_shape)
+            return mean.reshape(shape), std.reshape(shape)
+        return self._to_output(self._batched(self.model_.reconstruct, self._features(X)))
+
+    def score_samples(self, X: Any, kind: str = "recon") -> np.ndarray:
+        """Per-row anomaly score; ``kind="recon"``: reconstruction error (mean squared error over
+        preprocessed features). Models may offer more kinds (``bae``: ``"expected_recon"``,
+        ``"predictive_variance"``) through their ``anomaly_score(x, kind)``.
+
+        Sign convention: **higher means more anomalous**. scikit-learn's outlier detectors use the
+        opposite (higher ``score_samples`` = more normal); negate this to compare with them.
+        """
+        if kind == "recon":
+            return self._batched(self.model_.reconstruction_error, self._features(X))
+        if kind not in self.model_.anomaly_kinds:
+            offered = " or ".join(repr(k) for k in ("recon", *self.model_.anomaly_kinds))
+            raise InputError(f"model {self.model!r} offers only kind={offered} anomaly scores, not {kind!r}.")
+        return self._batched(lambda x: self.model_.anomaly_score(x, kind), self._features(X))
+
+    def _check_sampler(self, kind: str) -> None:
+        if kind not in SAMPLERS[1:]:
+            raise unknown_name_error("sampler", kind, SAMPLERS[1:])
+        if kind == "prior" and not self.model_.has_prior:
+            raise InputError(f"model {self.model!r} has no prior; use sampler='gmm' or 'dpmm'.")
+        if kind == "empirical" and self.model_.code_kind != "discrete":
+            raise InputError(f"sampler 'empirical' is for quantised models; model {self.model!r} has continuous "
+                             f"codes (use 'gmm' or 'dpmm').")
+
+    def sample_codes(self, n: int, seed: int | None = None, sampler: str | None = None) -> np.ndarray:
+        """n latent codes from ``sampler`` (default: the one chosen at fit time)."""
+        require_fitted(self)
+        if n < 1:
+            raise InputError(f"n must be at least 1, got {n}.")
+        kind = sampler or self.sampler_kind_
+        self._check_sampler(kind)
+        seed = self.seed if seed is None else seed
+        if kind == "prior":
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                return self.model_.sample_prior(n).cpu().numpy()
+        if kind not in self._code_samplers:  # fitted on first use, deterministically
+            self._code_samplers[kind] = fit_code_sampler(kind, self.train_codes_, self.seed, self.gmm_components)
+        return self._code_samplers[kind].sample(n, seed).astype(np.float32)
+
+    def sample(self, n: int, seed: int | None = None, sampler: str | None = None) -> pd.DataFrame | np.ndarray:
+        """Generate n new rows/images; ``sampler`` overrides the default, ``seed`` makes it repeatable."""
+        return self.inverse_transform(self.sample_codes(n, seed, sampler))
+
+    def log_likelihood(self, X: Any, n_samples: int = 100) -> np.ndarray:
+        """Importance-sampled estimate of log p(x) per row, in nats (VAE-type models only).
+
+        Computed on the preprocessed features (pixels in [0, 1], standardised table columns).
+        """
+        require_fitted(self)
+        if not self.model_.has_log_likelihood:
+            raise InputError(f"model {self.model!r} is not a latent-variable model with a likelihood; "
+                             f"use a VAE-type model (vae, beta_vae, iwae, ...).")
+        if n_samples < 1:
+            raise InputError(f"n_samples must be at least 1, got {n_samples}.")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            return self._batched(lambda x: self.model_.log_likelihood(x, n_samples), self._features(X), 256)
+
+    # -- persistence -----------------------------------------------------------------------
+    def save(self, path: str | Path, metrics: dict[str, Any] | None = None) -> Path:
+        """Write the model directory atomically (model.json, weights.safetensors, history.csv, metrics.json).
+
+        model.json stores each setting once: ``model`` (the network: name, latent size,
+        architecture, hyper-parameters), ``train`` (the :class:`~latentforge.config.TrainConfig`),
+        ``estimator`` (the remaining estimator parameters: table options and sampler choice),
+        ``preprocessing`` (the fitted schema) and ``fitted`` (what fitting chose).
+        """
+        require_fitted(self)
+        model_owned = {"model", "latent_dim", *ARCHITECTURE_OPTIONS, *TRAIN_OPTIONS, *RUNTIME_OPTIONS}
+        estimator = {k: getattr(self, k) for k in self._get_param_names() if k not in model_owned}
+        estimator["id_columns"] = list(self.id_columns)
+        config = {
+            "model": self.model_.config(),
+            "train": self._train_config().to_dict(),
+            "estimator": estimator,
+            "preprocessing": self.preprocessor_.state(),
+            "fitted": {"sampler": self.sampler_kind_,
+                       "feature_names_in": [str(c) for c in getattr(self, "feature_names_in_", [])]},
+        }
+        tensors = {f"model.{k}": v for k, v in self.model_.state_dict().items()}
+        tensors["codes.train"] = torch.from_numpy(self.train_codes_)
+        tensors["errors.train"] = torch.from_numpy(self.train_errors_)
+        return save_artifact(path, Artifact(config, tensors, self.history_, {**self.metrics_, **(metrics or {})}))
+
+    @staticmethod
+    def _params_from_manifest(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(estimator parameters, fitted state) from model.json of format version 1 or 2."""
+        if config["format_version"] == 1:  # every parameter under "estimator"; fitted state at the top
+            return dict(config["estimator"]), {"sampler": config["sampler"],
+                                               "feature_names_in": config.get("feature_names_in") or []}
+        spec, arch = config["model"], config["model"]["architecture"]
+        params = {"model": spec["name"], "latent_dim": spec["latent_dim"], **config["train"],
+                  **{param: arch[field] for param, field in ARCHITECTURE_OPTIONS.items()},
+                  **config["estimator"], **spec["hyperparameters"]}
+        return params, config["fitted"]
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> "Autoencoder":
+        """Load a model directory saved by :meth:`save` (no code is executed) onto ``device``.
+
+        Reads format versions 1 (latentforge 0.1) and 2.
+        """
+        art = load_artifact(path)
+        target = resolve_device(device)
+        try:
+            params, fitted = cls._params_from_manifest(art.config)
+            est = cls(**params)
+            est.device = device
+            spec = art.config["model"]
+            est.preprocessor_ = preprocessor_from_state(art.config["preprocessing"])
+            net = build_model(spec["name"], est.preprocessor_.input_shape, est.preprocessor_.layout,
+                              spec["latent_dim"], spec["architecture"], spec["hyperparameters"])
+            state = {k[len("model."):]: v for k, v in art.tensors.items() if k.startswith("model.")}
+            net.load_state_dict(state, strict=True)
+            est.sampler_kind_ = fitted["sampler"]
+            est.train_codes_ = art.tensors["codes.train"].numpy()
+            est.train_errors_ = art.tensors["errors.train"].numpy()
+        except (KeyError, TypeError, RuntimeError) as exc:
+            raise ArtifactError(f"{path} does not hold a loadable model ({type(exc).__name__}: {exc}).") from None
+        est.model_ = net.to(target).eval()
+        est._code_samplers = {}
+        est.history_ = [{k: float(v) if v not in ("", None) else float("nan") for k, v in row.items()}
+                        for row in art.history]
+        est.metrics_ = art.metrics
+        est.n_features_in_ = est.preprocessor_.n_features
+        if fitted.get("feature_names_in"):
+            est.feature_names_in_ = np.asarray(fitted["feature_names_in"], dtype=object)
+        return est
+
+
+def load(path: str | Path, device: str = "cpu") -> Autoencoder:
+    """Load a saved model directory."""
+    return Autoencoder.load(path, device=device)
