@@ -32,6 +32,7 @@ STAGES: dict[str, int] = {
     "workflows": 9,                                               # evaluation, compare, demo
     "cli": 10,
     "__root__": 11,                                               # latentforge/__init__.py re-exports the API
+    "__main__": 12,                                               # python -m latentforge → the CLI
 }
 # Old import paths kept for one release; each warns and re-exports, and nothing inside imports them.
 DEPRECATED_SHIMS = {

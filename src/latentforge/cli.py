@@ -86,6 +86,14 @@ def _echo(message: str) -> None:
 
 
 # -- commands --------------------------------------------------------------------------------
+def _is_streamed(data: str) -> bool:
+    """Whether ``fit`` streams DATA: an existing file of a streamable type, or a folder."""
+    from .estimator.autoencoder import STREAMED_SUFFIXES
+
+    path = Path(data)
+    return path.exists() and (path.is_dir() or path.suffix.lower() in STREAMED_SUFFIXES)
+
+
 def _read_fit_config(path: Path) -> dict[str, Any]:
     """Autoencoder parameters from a YAML/JSON file (model hyper-parameters flat or under ``hyperparameters``)."""
     from .config import read_config_file
@@ -133,10 +141,18 @@ def fit(
     posterior_samples: Annotated[int | None, typer.Option(help="bae: weight samples kept (same as --param posterior_samples=...).")] = None,
     invariance: Annotated[list[str] | None, typer.Option(help="Invariance term TRANSFORM:WEIGHT[:STRENGTH], e.g. noise:1.0.")] = None,
     compatible_with: Annotated[Path | None, typer.Option(help="Old model directory: train with a compatibility loss towards it.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue a killed run from its checkpoint (OUT.checkpoint).")] = False,
+    checkpoint_every: Annotated[int | None, typer.Option(help="Save a checkpoint every N steps. [default: every epoch]")] = None,
+    keep_checkpoints: Annotated[bool, typer.Option("--keep-checkpoints", help="Keep OUT.checkpoint after the run.")] = False,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for training. [default: PyTorch's]")] = None,
+    precision: Annotated[str | None, typer.Option(help=f"fp32, bf16 or fp16 (autocast). [default: {DEFAULTS.precision}]")] = None,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the loss (opt-in).")] = False,
     quiet: Quiet = False,
 ) -> None:
-    """Train a model on DATA and save it to --out. Defaults are the Python API's; a --config file
-    sets any of them, and flags given on the line win."""
+    """Train a model on DATA and save it to --out. File inputs (Parquet, CSV, .npy, safetensors,
+    image folders) are streamed in bounded chunks; the run is checkpointed beside the output
+    (OUT.checkpoint) and a killed run continues with --resume. Defaults are the Python API's; a
+    --config file sets any of them, and flags given on the line win."""
     from .data import load_dataset
     from .estimator import Autoencoder
     from .fsutil import check_output_dir
@@ -146,7 +162,9 @@ def fit(
         _check_parameter_names(params, str(config))
     flags = {"model": model, "latent_dim": latent_dim, "epochs": epochs, "batch_size": batch_size, "lr": lr,
              "weight_decay": weight_decay, "architecture": architecture, "norm": norm, "val_fraction": val_fraction,
-             "sampler": sampler, "label": label, "seed": seed, "device": device,
+             "sampler": sampler, "label": label, "seed": seed, "device": device, "threads": threads,
+             "precision": precision, "checkpoint_every": checkpoint_every,
+             "keep_checkpoints": keep_checkpoints or None, "compile": compile or None,
              "hidden": None if hidden is None else _parse_ints(hidden, "--hidden"),
              "id_columns": tuple(id_column) if id_column else None,
              "column_types": _parse_pairs(column_type, "--column-type") or None}
@@ -170,8 +188,18 @@ def fit(
         if compatible_with is not None:
             regularizers.append(CompatibilityLoss(compatible_with))
     est = Autoencoder(**params, regularizers=tuple(regularizers))
-    ds = load_dataset(data, label=est.label, id_columns=list(est.id_columns))
-    est.fit(ds)
+    from .models import get_model_class
+
+    checkpoint = out.parent / f"{out.name}.checkpoint"
+    if get_model_class(est.model).fit_method == "posterior" and not resume:
+        checkpoint = None  # posterior sampling has no checkpoints (yet); --resume says so
+    elif resume and not (checkpoint / "checkpoint.json").is_file():
+        raise InputError(f"--resume: there is no checkpoint at {checkpoint} to resume from.")
+    if _is_streamed(data):
+        est.fit(Path(data), checkpoint=checkpoint, resume=resume)
+    else:  # built-in datasets and .npz archives are held in memory
+        est.fit(load_dataset(data, label=est.label, id_columns=list(est.id_columns)), checkpoint=checkpoint,
+                resume=resume)
     est.save(out)
     m = est.metrics_
     _echo(f"saved {est.model} to {out} ({m['epochs_run']} epochs, validation reconstruction MSE "

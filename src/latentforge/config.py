@@ -28,6 +28,7 @@ ARCHITECTURE_DEFAULTS: dict[str, Any] = {"kind": "auto", "hidden": (512, 256), "
 SCHEDULES = ("cosine", "plateau", "constant")
 #: SGHMC step-size schedules (``latentforge.train.sghmc``), listed here so models can validate them.
 SGHMC_SCHEDULES = ("constant", "polynomial")
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass
@@ -45,6 +46,17 @@ class TrainConfig:
     val_fraction: float = 0.1
     seed: int = 0
     device: str = "auto"
+    #: CPU threads for training (None: PyTorch's default). The same seed and thread count give the
+    #: same weights on CPU; another thread count may change the last bits of a reduction.
+    threads: int | None = None
+    #: "fp32", or autocast to "bf16" / "fp16" (with a gradient scaler)
+    precision: str = "fp32"
+    #: wrap the model's loss in torch.compile (opt-in; the first steps compile)
+    compile: bool = False
+    #: with a checkpoint directory: save the run every N steps (None: at the end of every epoch)
+    checkpoint_every: int | None = None
+    #: keep the checkpoint directory after a finished run
+    keep_checkpoints: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or self.epochs < 1:
@@ -65,6 +77,12 @@ class TrainConfig:
             raise InputError(f"val_fraction must lie in [0, 1), got {self.val_fraction!r}.")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise InputError(f"device must be auto, cpu or cuda, got {self.device!r}.")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise InputError(f"threads must be a positive integer or None, got {self.threads!r}.")
+        if self.precision not in PRECISIONS:
+            raise unknown_name_error("precision", self.precision, PRECISIONS)
+        if self.checkpoint_every is not None and (not isinstance(self.checkpoint_every, int) or self.checkpoint_every < 1):
+            raise InputError(f"checkpoint_every must be a positive number of steps or None, got {self.checkpoint_every!r}.")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import tempfile
@@ -23,12 +24,16 @@ def _umask_mode(base: int) -> int:
 def atomic_directory(target: str | Path, marker: str = "model.json") -> Iterator[Path]:
     """Yield a temporary sibling directory; on success it replaces ``target`` in one rename.
 
-    On any failure the temporary directory is removed and ``target`` is left as it was. A
-    non-empty existing directory without ``marker`` is refused, so nothing of the user's is lost.
+    On any failure the temporary directory is removed and ``target`` is left as it was; what a
+    killed process (kill -9) left behind is removed by the next write to ``target``. A non-empty
+    existing directory without ``marker`` is refused, so nothing of the user's is lost.
     """
     target = Path(target)
     check_output_dir(target, marker)
     target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.[to][ml][pd]-*"):  # left by a killed write
+        if stale.is_dir() and stale.name.startswith((f".{target.name}.tmp-", f".{target.name}.old-")):
+            shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         tmp.chmod(_umask_mode(0o777))

@@ -2,8 +2,9 @@
 (format version, package version, the settings, the weights' SHA-256) and a safetensors file, plus
 ``history.csv`` and ``metrics.json`` for models. No pickle: loading never executes code.
 
-Kinds: ``model`` (``model.json`` + ``weights.safetensors``) and ``alignment``
-(``alignment.json`` + ``alignment.safetensors``). Writes are atomic: everything goes to a
+Kinds: ``model`` (``model.json`` + ``weights.safetensors``), ``alignment``
+(``alignment.json`` + ``alignment.safetensors``) and ``checkpoint`` (a training run's whole state,
+``checkpoint.json`` + ``checkpoint.safetensors``, see :mod:`latentforge.train.checkpoint`). Writes are atomic: everything goes to a
 temporary sibling directory that is renamed into place only when complete, so an interrupted save
 never leaves a directory that loads.
 
@@ -38,6 +39,7 @@ KINDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "model": ("model.json", "weights.safetensors", ("format_version", "package_version", "model", "preprocessing",
                                                    "weights_sha256")),
     "alignment": ("alignment.json", "alignment.safetensors", ("format_version", "method", "weights_sha256")),
+    "checkpoint": ("checkpoint.json", "checkpoint.safetensors", ("format_version", "position", "weights_sha256")),
 }
 
 
@@ -144,3 +146,36 @@ def load_artifact(path: str | Path, kind: str = "model") -> Artifact:
         except json.JSONDecodeError:
             raise ArtifactError(f"{path / 'metrics.json'} is not valid JSON.") from None
     return Artifact(config, tensors, history, metrics, kind)
+
+
+# -- nested state (optimizer, scheduler, RNG) without pickle -----------------------------------
+def encode_state(obj: Any, tensors: dict[str, torch.Tensor], prefix: str) -> Any:
+    """A JSON-ready copy of a nested state (dicts, lists, numbers, strings, tensors): every tensor
+    goes to ``tensors`` under a key starting with ``prefix`` and is replaced by ``{"__tensor__": key}``;
+    dicts with non-string keys (an optimizer's per-parameter state) are kept as key/value pairs."""
+    if isinstance(obj, torch.Tensor):
+        key = f"{prefix}.{len(tensors)}"
+        tensors[key] = obj.detach().cpu().contiguous().clone()
+        return {"__tensor__": key}
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) for k in obj):
+            return {k: encode_state(v, tensors, prefix) for k, v in obj.items()}
+        return {"__items__": [[k, encode_state(v, tensors, prefix)] for k, v in obj.items()]}
+    if isinstance(obj, (list, tuple)):
+        return [encode_state(v, tensors, prefix) for v in obj]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot store a {type(obj).__name__} in a checkpoint")
+
+
+def decode_state(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """The inverse of :func:`encode_state` (lists stay lists)."""
+    if isinstance(obj, dict):
+        if set(obj) == {"__tensor__"}:
+            return tensors[obj["__tensor__"]]
+        if set(obj) == {"__items__"}:
+            return {k: decode_state(v, tensors) for k, v in obj["__items__"]}
+        return {k: decode_state(v, tensors) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [decode_state(v, tensors) for v in obj]
+    return obj

@@ -2,11 +2,13 @@
 
 Scaling rule (decided at fit time and reused for new data): arrays whose values reach above 1
 (up to 255, e.g. uint8 pixels) are divided by 255; arrays already in [0, 1] are kept.
-Anything negative, above 255, NaN or infinite is an error.
+Anything negative, above 255, NaN or infinite is an error. ``fit_stream`` decides the rule in
+one pass over chunks of images, from the range over all of them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -90,15 +92,48 @@ class ImagePreprocessor:
         self.scale_: float = 1.0
 
     def fit(self, images: np.ndarray) -> "ImagePreprocessor":
-        images = as_nchw(images)
-        self.shape_ = tuple(int(s) for s in images.shape[1:])  # type: ignore[assignment]
-        finite = images.astype(float)
-        if not np.isfinite(finite).all():
-            raise InputError("the images contain NaN or infinite values.")
-        lo, hi = float(finite.min()), float(finite.max())
+        """Fit on one (N, H, W) or (N, C, H, W) array."""
+        return self.fit_stream([images])
+
+    def fit_stream(self, chunks: Iterable[np.ndarray]) -> "ImagePreprocessor":
+        """Fit in one pass over chunks of images, each (n, H, W) or (n, C, H, W), all of one (C, H, W).
+
+        The state is the one ``fit`` gives on their concatenation: the scaling rule comes from
+        the range over every chunk (a first chunk in [0, 1] followed by uint8 pixels gives /255).
+
+        Parameters
+        ----------
+        chunks : iterable of numpy.ndarray
+            The images, piece by piece; read once.
+
+        Returns
+        -------
+        ImagePreprocessor
+            ``self``, fitted.
+        """
+        if isinstance(chunks, np.ndarray):  # iterating one array would give single (C, H, W) images
+            raise InputError("fit_stream takes an iterable of image arrays (e.g. [images]); use fit(images) for one array.")
+        shape: tuple[int, int, int] | None = None
+        lo, hi = np.inf, -np.inf
+        for i, chunk in enumerate(chunks):
+            source = "the images" if i == 0 else f"the images of chunk {i}"
+            chunk = as_nchw(chunk, source=source)
+            if shape is None:
+                shape = tuple(int(s) for s in chunk.shape[1:])  # type: ignore[assignment]
+            elif tuple(chunk.shape[1:]) != shape:
+                raise InputError(f"chunk {i} holds images shaped (C, H, W) = {tuple(chunk.shape[1:])}, "
+                                 f"but the first chunk's are {shape}; all images must share one shape.")
+            # integers and floats are checked in place: no float64 copy of every chunk
+            values = chunk if chunk.dtype.kind in "biuf" else chunk.astype(float)
+            if values.dtype.kind == "f" and not np.isfinite(values).all():
+                raise InputError(f"{source} contain NaN or infinite values.")
+            lo, hi = min(lo, float(values.min())), max(hi, float(values.max()))
+        if shape is None:
+            raise InputError("the images contain no images (no chunks).")
+        # checked once all chunks are read, so the message gives the whole range, as fit does
         if lo < 0 or hi > 255:
             raise InputError(f"pixel values must lie in [0, 1] or [0, 255]; these range over [{lo:g}, {hi:g}].")
-        self.scale_ = 255.0 if hi > 1 else 1.0
+        self.shape_, self.scale_ = shape, 255.0 if hi > 1 else 1.0
         return self
 
     def transform(self, images: np.ndarray) -> np.ndarray:

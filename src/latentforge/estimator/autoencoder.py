@@ -15,14 +15,28 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from ..artifacts import Artifact, load_artifact, save_artifact
 from ..config import ARCHITECTURE_DEFAULTS as ARCH
 from ..config import DEFAULT_LATENT_DIM, DEFAULT_MODEL, DEFAULTS, TrainConfig, resolve_device
-from ..data import Dataset, as_model_input, make_preprocessor, preprocessor_from_state, split_indices
+from ..data import (
+    DataSource,
+    Dataset,
+    ImagePreprocessor,
+    TabularPreprocessor,
+    as_model_input,
+    hash_split,
+    iter_batches,
+    iter_chunks,
+    make_preprocessor,
+    open_source,
+    preprocessor_from_state,
+    split_indices,
+)
 from ..errors import ArtifactError, InputError, unknown_name_error
 from ..models import Architecture, build_model, get_model_class
-from ..train import fit_model
+from ..train import StreamBatches, fit_model
 from .base import ExtraParamsMixin, require_fitted
 from .samplers import CODE_SAMPLERS, fit_code_sampler
 
 SAMPLERS = ("auto", "prior", *CODE_SAMPLERS)
+STREAMED_SUFFIXES = (".parquet", ".pq", ".csv", ".npy", ".safetensors")
 MAX_SAVED_CODES = 10_000  # training codes kept with the model, to fit code samplers later
 TRAIN_OPTIONS = tuple(f.name for f in fields(TrainConfig))
 #: estimator parameter → Architecture field; stored under "model" in model.json
@@ -40,8 +54,11 @@ class Autoencoder(ExtraParamsMixin, TransformerMixin, BaseEstimator):
         Registry name (``latentforge models`` lists them): ``"ae"``, ``"vae"``, ``"swae"``, ...
     latent_dim : int, default 8
         Size of the embedding.
-    epochs, batch_size, lr, weight_decay, schedule, patience, val_fraction, grad_clip
-        Training options; defaults and meaning in :class:`latentforge.config.TrainConfig`.
+    epochs, batch_size, lr, weight_decay, schedule, patience, val_fraction, grad_clip, threads, precision, \
+compile, checkpoint_every, keep_checkpoints
+        Training options; defaults and meaning in :class:`latentforge.config.TrainConfig`
+        (``threads``: CPU threads; ``precision``: ``"fp32"``, ``"bf16"`` or ``"fp16"``;
+        ``compile``: ``torch.compile`` the loss; ``checkpoint_every``: steps between checkpoints).
     architecture : {"auto", "mlp", "conv"}, default "auto"
         ``"auto"`` picks the conv net for images of at least 16x16, else the MLP; ``hidden``,
         ``channels``, ``activation`` and ``norm`` shape the networks.
@@ -107,6 +124,8 @@ class Autoencoder(ExtraParamsMixin, TransformerMixin, BaseEstimator):
         channels: tuple[int, ...] = ARCH["channels"], activation: str = ARCH["activation"], norm: str = ARCH["norm"], column_types: dict[str, str] | None = None,
         max_categories: int = 20, id_columns: tuple[str, ...] = (), label: str | None = None, sampler: str = "auto",
         gmm_components: int = 10, seed: int = DEFAULTS.seed, device: str = DEFAULTS.device,
+        threads: int | None = DEFAULTS.threads, precision: str = DEFAULTS.precision, compile: bool = DEFAULTS.compile,
+        checkpoint_every: int | None = DEFAULTS.checkpoint_every, keep_checkpoints: bool = DEFAULTS.keep_checkpoints,
         verbose: bool | None = None, regularizers: tuple[Any, ...] = (), **hyperparameters: Any,
     ):
         self.model, self.latent_dim, self.epochs, self.batch_size = model, latent_dim, epochs, batch_size
@@ -116,6 +135,8 @@ class Autoencoder(ExtraParamsMixin, TransformerMixin, BaseEstimator):
         self.column_types, self.max_categories, self.id_columns = column_types, max_categories, id_columns
         self.label, self.sampler, self.gmm_components = label, sampler, gmm_components
         self.seed, self.device, self.verbose = seed, device, verbose
+        self.threads, self.precision, self.compile = threads, precision, compile
+        self.checkpoint_every, self.keep_checkpoints = checkpoint_every, keep_checkpoints
         self.regularizers = regularizers
         self.hyperparameters = dict(hyperparameters)
 
@@ -123,69 +144,151 @@ class Autoencoder(ExtraParamsMixin, TransformerMixin, BaseEstimator):
     def _train_config(self) -> TrainConfig:
         return TrainConfig(**{name: getattr(self, name) for name in TRAIN_OPTIONS})
 
-    def fit(self, X: Any, y: Any = None, on_epoch: Any = None) -> "Autoencoder":
-        """Fit preprocessing and the model on X (DataFrame, 2-D array, images or a Dataset).
+    def fit(self, X: Any, y: Any = None, on_epoch: Any = None, checkpoint: str | Path | None = None,
+            resume: bool = False) -> "Autoencoder":
+        """Fit preprocessing and the model on X.
 
-        ``y`` is optional and used only to stratify the validation split. ``on_epoch`` is called
-        with each epoch's history record (for progress displays).
+        X is a DataFrame, a 2-D array, images or a Dataset (held in memory), or a source that is
+        streamed in bounded chunks and never loaded whole: a path to a Parquet file or folder, a
+        CSV, a ``.npy``, safetensors shards or an image folder, a
+        :class:`latentforge.data.DataSource`, or a torch ``Dataset``/``DataLoader``.
+
+        ``y`` (in-memory data only) is used to stratify the validation split; a streamed source is
+        split by a seeded hash of the row index (:func:`latentforge.data.hash_split`).
+        ``on_epoch`` is called with each epoch's history record. ``checkpoint``: a directory where
+        the training state is saved (every ``checkpoint_every`` steps, else every epoch);
+        ``resume=True`` continues a killed run from it, giving the weights an uninterrupted run
+        would have (on CPU with the same thread count, bit for bit).
         """
-        if isinstance(X, Dataset) and y is None:
-            y = X.y
-        data = as_model_input(X)
         config = self._train_config()
         if self.sampler not in SAMPLERS:
             raise unknown_name_error("sampler", self.sampler, SAMPLERS)
         model_class = get_model_class(self.model)
         model_class.resolve_hyperparameters(self.hyperparameters)  # fail before any work
+        source = _stream_source(X)
+        if source is not None and model_class.fit_method == "posterior":
+            # posterior sampling (bae, small data by design) needs every row at each step: read them in
+            parts = [chunk.data for chunk in iter_chunks(source, shuffle=False)]
+            X, source = (pd.concat(parts, ignore_index=True) if source.kind == "table" else np.concatenate(parts)), None
+        if source is None:
+            train, val, kept, columns = self._in_memory(X, y, config)
+        else:
+            train, val, kept, columns = self._streamed(source, config)
+        n_features = int(np.prod(self.preprocessor_.input_shape))
+        if self.latent_dim >= n_features:
+            warnings.warn(f"latent_dim={self.latent_dim} is not smaller than the input's {n_features} features; "
+                          f"the autoencoder can copy its input instead of compressing it.", stacklevel=2)
         arch = Architecture(kind=self.architecture, hidden=tuple(self.hidden), channels=tuple(self.channels),
                             activation=self.activation, norm=self.norm)
+        torch.manual_seed(config.seed)
+        pre = self.preprocessor_
+        net = build_model(self.model, pre.input_shape, pre.layout, self.latent_dim, arch, self.hyperparameters)
+        self.model_ = net
+        self.history_ = fit_model(net, train, val, config, progress=self.verbose, description=self.model,
+                                  on_epoch=on_epoch, regularizers=self.regularizers, checkpoint=checkpoint,
+                                  resume=resume)
+        self.n_features_in_ = n_features
+        if columns is not None:
+            self.feature_names_in_ = np.asarray([str(c) for c in columns], dtype=object)
+        if self.sampler == "auto":  # the model's prior, else resampled discrete codes, else a mixture
+            self.sampler_kind_ = "prior" if net.has_prior else "empirical" if net.code_kind == "discrete" else "gmm"
+        else:
+            self.sampler_kind_ = self.sampler
+        self._check_sampler(self.sampler_kind_)
+        self.train_codes_ = self._codes(kept).astype(np.float32)
+        # reference statistics for anomaly scores (latentforge.AnomalyDetector.from_autoencoder)
+        self.train_errors_ = self._batched(self.model_.reconstruction_error, kept).astype(np.float32)
+        self._code_samplers: dict[str, Any] = {}
+        self.metrics_ = self._fit_metrics(train, val, kept)
+        return self
+
+    def _in_memory(self, X: Any, y: Any, config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor | None,
+                                                                        torch.Tensor, Any]:
+        """(train rows, validation rows, kept training rows, column names) of data held in memory."""
+        if isinstance(X, Dataset) and y is None:
+            y = X.y
+        data = as_model_input(X)
         if isinstance(data, pd.DataFrame):
             pre = make_preprocessor(data, column_types=self.column_types, max_categories=self.max_categories,
                                     id_columns=tuple(self.id_columns), label=self.label)
         else:
             pre = make_preprocessor(data)
         features = pre.fit(data).transform(data)
+        self.preprocessor_ = pre
         n = len(features)
         if n < 2:
             raise InputError(f"training needs at least 2 rows, got {n}.")
         flat = torch.from_numpy(features.reshape(n, -1))
-        if self.latent_dim >= flat.shape[1]:
-            warnings.warn(f"latent_dim={self.latent_dim} is not smaller than the input's {flat.shape[1]} features; "
-                          f"the autoencoder can copy its input instead of compressing it.", stacklevel=2)
         y_arr = None if y is None else np.asarray(y)
         if y_arr is not None and len(y_arr) != n:
             raise InputError(f"y has {len(y_arr)} entries but X has {n} rows.")
         val_fraction = config.val_fraction if n >= 20 else 0.0
         train_idx, val_idx = split_indices(n, y_arr, val_fraction, config.seed)
-        torch.manual_seed(config.seed)
-        net = build_model(self.model, pre.input_shape, pre.layout, self.latent_dim, arch, self.hyperparameters)
-        self.preprocessor_, self.model_ = pre, net
-        X_val = flat[val_idx] if len(val_idx) else None
-        self.history_ = fit_model(net, flat[train_idx], X_val, config, progress=self.verbose, description=self.model,
-                                  on_epoch=on_epoch, regularizers=self.regularizers)
-        self.n_features_in_ = flat.shape[1]
-        if isinstance(data, pd.DataFrame):
-            self.feature_names_in_ = np.asarray([str(c) for c in data.columns], dtype=object)
-        if self.sampler == "auto":  # the model's prior, else resampled discrete codes, else a mixture
-            self.sampler_kind_ = "prior" if net.has_prior else "empirical" if net.code_kind == "discrete" else "gmm"
-        else:
-            self.sampler_kind_ = self.sampler
-        self._check_sampler(self.sampler_kind_)
         keep = np.random.default_rng(self.seed).permutation(len(train_idx))[:MAX_SAVED_CODES]
         kept = flat[train_idx[np.sort(keep)]]
-        self.train_codes_ = self._codes(kept).astype(np.float32)
-        # reference statistics for anomaly scores (latentforge.AnomalyDetector.from_autoencoder)
-        self.train_errors_ = self._batched(self.model_.reconstruction_error, kept).astype(np.float32)
-        self._code_samplers: dict[str, Any] = {}
-        self.metrics_ = self._fit_metrics(flat[train_idx], flat[val_idx])
-        return self
+        return flat[train_idx], flat[val_idx] if len(val_idx) else None, kept, \
+            data.columns if isinstance(data, pd.DataFrame) else None
 
-    def _fit_metrics(self, train: torch.Tensor, val: torch.Tensor) -> dict[str, Any]:
+    def _streamed(self, source: DataSource, config: TrainConfig) -> tuple[StreamBatches, StreamBatches | None,
+                                                                          torch.Tensor, Any]:
+        """The same for a streamed source: preprocessing fitted in one pass, batches read per epoch."""
+        if source.kind == "table":
+            wanted = [*self.id_columns, *([self.label] if self.label else [])]
+            missing = [c for c in wanted if c not in source.columns]
+            if missing:
+                raise InputError(f"column(s) {', '.join(map(repr, missing))} not found in {source.name}; it has "
+                                 f"{', '.join(map(repr, source.columns[:20]))}.")
+        n = source.n_rows
+        if n < 2:
+            raise InputError(f"training needs at least 2 rows, got {n} in {source.name}.")
+        val_fraction = config.val_fraction if n >= 20 else 0.0
+        is_val = lambda rows: hash_split(rows, val_fraction, config.seed)  # noqa: E731
+        is_train = lambda rows: ~is_val(rows)  # noqa: E731
+        counted = {"val": 0}
+
+        def raw_chunks():
+            for chunk in iter_chunks(source, shuffle=False):
+                counted["val"] += int(is_val(chunk.rows).sum())
+                yield chunk.data
+        if source.kind == "table":
+            pre = TabularPreprocessor(column_types=self.column_types, max_categories=self.max_categories,
+                                      id_columns=tuple(self.id_columns), label=self.label)
+        else:
+            pre = ImagePreprocessor()
+        self.preprocessor_ = pre.fit_stream(raw_chunks(), **({"seed": config.seed} if source.kind == "table" else {}))
+        n_val = counted["val"]
+        if n - n_val < 1:
+            raise InputError(f"the validation split leaves no training rows in {source.name}.")
+        transform = lambda raw: pre.transform(raw).reshape(len(raw), -1)  # noqa: E731
+        device = resolve_device(config.device)
+
+        def reader(row_filter, batch_size, shuffle):
+            return lambda epoch: (features for _, features in iter_batches(
+                source, transform, batch_size, epoch=epoch, seed=config.seed, shuffle=shuffle, row_filter=row_filter))
+        train = StreamBatches(reader(is_train, config.batch_size, True), n - n_val, config.batch_size, device)
+        val = StreamBatches(reader(is_val, 1024, False), n_val, 1024, device) if n_val else None
+        kept_parts, kept_rows = [], 0  # a seeded shuffled sample of training rows (epoch 0 is never trained on)
+        for features in reader(is_train, 4096, True)(0):
+            kept_parts.append(torch.from_numpy(features))
+            kept_rows += len(features)
+            if kept_rows >= MAX_SAVED_CODES:
+                break
+        kept = torch.cat(kept_parts)[:MAX_SAVED_CODES]
+        return train, val, kept, source.columns if source.kind == "table" else None
+
+    def _fit_metrics(self, train: torch.Tensor | StreamBatches, val: torch.Tensor | StreamBatches | None,
+                     kept: torch.Tensor) -> dict[str, Any]:
+        """Final figures; for a streamed source the training MSE is over the kept sample of rows."""
         last = self.history_[-1]
-        metrics: dict[str, Any] = {"epochs_run": len(self.history_), "n_train": len(train), "n_val": len(val)}
-        metrics["train_reconstruction_mse"] = float(self._batched(self.model_.reconstruction_error, train).mean())
-        if len(val):
-            metrics["val_reconstruction_mse"] = float(self._batched(self.model_.reconstruction_error, val).mean())
+        n_train = train.n_rows if isinstance(train, StreamBatches) else len(train)
+        n_val = 0 if val is None else val.n_rows if isinstance(val, StreamBatches) else len(val)
+        metrics: dict[str, Any] = {"epochs_run": len(self.history_), "n_train": n_train, "n_val": n_val}
+        sample = kept if isinstance(train, StreamBatches) else train
+        metrics["train_reconstruction_mse"] = float(self._batched(self.model_.reconstruction_error, sample).mean())
+        if n_val:
+            batches = val.epoch(1) if isinstance(val, StreamBatches) else [val]
+            errors = np.concatenate([self._batched(self.model_.reconstruction_error, b) for b in batches])
+            metrics["val_reconstruction_mse"] = float(errors.mean())
             metrics["best_val_total"] = min(h["val_total"] for h in self.history_)
         metrics["final_train_total"] = last["train_total"]
         return metrics
@@ -390,6 +493,28 @@ class Autoencoder(ExtraParamsMixin, TransformerMixin, BaseEstimator):
         if fitted.get("feature_names_in"):
             est.feature_names_in_ = np.asarray(fitted["feature_names_in"], dtype=object)
         return est
+
+
+def _stream_source(X: Any) -> DataSource | None:
+    """A streamed source for file paths, sources and torch datasets; None for data held in memory."""
+    if isinstance(X, DataSource):
+        return X
+    if isinstance(X, (str, Path)):
+        path = Path(X)
+        if path.is_dir() or path.suffix.lower() in STREAMED_SUFFIXES:
+            return open_source(path)
+        raise InputError(f"{X} cannot be streamed: give a Parquet, CSV, .npy or safetensors file, a folder of them "
+                         f"or of images (built-in datasets: latentforge.data.load_builtin).")
+    if isinstance(X, _torch_data_types()):
+        return open_source(X)
+    return None
+
+
+def _torch_data_types() -> tuple[type, ...]:
+    from torch.utils.data import DataLoader
+    from torch.utils.data import Dataset as TorchDataset
+
+    return (TorchDataset, DataLoader)
 
 
 def load(path: str | Path, device: str = "cpu") -> Autoencoder:

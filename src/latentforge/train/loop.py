@@ -1,24 +1,37 @@
 """The trainer: :func:`fit_model` fits any model, and :func:`train_model` is the one readable
 gradient loop (AdamW, LR schedule, clipping, validation, early stopping, best checkpoint,
-non-finite guard, progress bar, history). Models with ``fit_method = "posterior"`` go to
-:func:`latentforge.train.posterior.fit_posterior` instead."""
+non-finite guard, mixed precision, checkpoints and resume, progress bar, history). Models with
+``fit_method = "posterior"`` go to :func:`latentforge.train.posterior.fit_posterior` instead.
+
+The hot loop does not wait on the host: loss sums stay on the device, and on a GPU the
+non-finite check reads a device-side flag every ``SYNC_EVERY`` steps (the exact bad step is still
+reported). On CPU, where reading a scalar costs nothing, it checks every step.
+"""
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from contextlib import nullcontext
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..config import TrainConfig, resolve_device
 from ..errors import InputError, TrainingDivergedError
+from .batches import Batches, as_batches, steps_per_epoch
+from .checkpoint import RunState, load_checkpoint, remove_checkpoint, save_checkpoint
 from .posterior import fit_posterior
 from .progress import ProgressDisplay, format_terms
 
 if TYPE_CHECKING:  # the trainer needs only .loss(x) and parameters, not the models package
     from ..models import BaseAutoencoder
+
+SYNC_EVERY = 32  # GPU steps between reads of the non-finite flag
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def clip_grad_norm(grads: list[torch.Tensor], max_norm: float) -> None:
@@ -37,15 +50,22 @@ def _state_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def evaluate_loss(model: BaseAutoencoder, X: torch.Tensor, batch_size: int = 1024) -> dict[str, float]:
-    """Mean of each loss term over X (model in eval mode)."""
+def evaluate_loss(model: BaseAutoencoder, X: torch.Tensor | Batches, batch_size: int = 1024,
+                  autocast: Any = nullcontext) -> dict[str, float]:
+    """Mean of each loss term over X (a tensor or :class:`~latentforge.train.batches.Batches`), in eval mode."""
     model.eval()
-    sums: dict[str, float] = {}
-    for start in range(0, len(X), batch_size):
-        x = X[start:start + batch_size]
-        for k, v in model.loss(x).items():
-            sums[k] = sums.get(k, 0.0) + float(v) * len(x)
-    return {k: v / len(X) for k, v in sums.items()}
+    batches = as_batches(X, batch_size, 0, next(model.parameters()).device, shuffle=False)
+    names: list[str] = []
+    sums = torch.zeros(0)
+    rows = 0
+    for x in batches.epoch(1):
+        with autocast():
+            terms = model.loss(x)
+        if not names:
+            names, sums = list(terms), torch.zeros(len(terms), dtype=torch.float64, device=x.device)
+        sums += torch.stack([v.detach().double() for v in terms.values()]) * len(x)
+        rows += len(x)
+    return {k: v / rows for k, v in zip(names, sums.tolist())}
 
 
 Regularizer = Callable[["BaseAutoencoder", torch.Tensor], dict[str, torch.Tensor]]
@@ -53,122 +73,193 @@ Regularizer = Callable[["BaseAutoencoder", torch.Tensor], dict[str, torch.Tensor
 
 def fit_model(
     model: BaseAutoencoder,
-    X_train: torch.Tensor,
-    X_val: torch.Tensor | None,
+    X_train: torch.Tensor | Batches,
+    X_val: torch.Tensor | Batches | None,
     config: TrainConfig,
     progress: bool | None = None,
     description: str = "training",
     on_epoch: Callable[[dict[str, float]], None] | None = None,
     regularizers: Sequence[Regularizer] = (),
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
 ) -> list[dict[str, float]]:
     """Fit ``model`` in place the way its class declares (``fit_method``); returns the history.
 
-    Arguments as for :func:`train_model`; posterior models take no extra regularizers.
+    Arguments as for :func:`train_model`; posterior models take in-memory tensors and no extra
+    regularizers or checkpoints.
     """
     if model.fit_method == "posterior":
         if regularizers:
             raise InputError(f"model {model.name!r} is fitted by posterior sampling and takes no extra training "
                              f"terms (invariance or compatibility losses).")
+        if checkpoint is not None or resume or not isinstance(X_train, torch.Tensor):
+            raise InputError(f"model {model.name!r} is fitted by posterior sampling, which needs the data in memory "
+                             f"and has no checkpoints yet.")
         return fit_posterior(model, X_train, X_val, config, progress=progress, description=description,
                              on_epoch=on_epoch)
     return train_model(model, X_train, X_val, config, progress=progress, description=description,
-                       on_epoch=on_epoch, regularizers=regularizers)
+                       on_epoch=on_epoch, regularizers=regularizers, checkpoint=checkpoint, resume=resume)
 
 
 def train_model(
     model: BaseAutoencoder,
-    X_train: torch.Tensor,
-    X_val: torch.Tensor | None,
+    X_train: torch.Tensor | Batches,
+    X_val: torch.Tensor | Batches | None,
     config: TrainConfig,
     progress: bool | None = None,
     description: str = "training",
     on_epoch: Callable[[dict[str, float]], None] | None = None,
     regularizers: Sequence[Regularizer] = (),
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
 ) -> list[dict[str, float]]:
-    """Train ``model`` in place on flat feature tensors and return the per-epoch history.
+    """Train ``model`` in place and return the per-epoch history.
 
-    The model ends with its best validation weights (or the last ones without validation).
-    A non-finite loss restores the last good checkpoint and raises TrainingDivergedError.
-    ``progress=None`` shows a bar only when stderr is a terminal. Each regularizer maps
-    (model, batch) to extra named loss terms that are added to the total during training.
+    ``X_train``/``X_val``: flat feature tensors, or :class:`~latentforge.train.batches.Batches`
+    (e.g. a stream from a file). The model ends with its best validation weights (or the last ones
+    without validation). A non-finite loss restores the last good weights and raises
+    TrainingDivergedError. ``progress=None`` shows a bar only when stderr is a terminal. Each
+    regularizer maps (model, batch) to extra named loss terms added to the total.
+
+    ``checkpoint``: a directory where the run's whole state is saved atomically every
+    ``config.checkpoint_every`` steps (None: at the end of every epoch); ``resume=True`` continues
+    from it when it exists. A finished run deletes it unless ``config.keep_checkpoints``.
     """
+    if resume and checkpoint is None:
+        raise InputError("resume=True needs a checkpoint directory to resume from.")
+    threads = torch.get_num_threads()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
     model.to(device)
-    X_train = X_train.to(device)
-    X_val = None if X_val is None or len(X_val) == 0 else X_val.to(device)
-    shuffle = torch.Generator().manual_seed(config.seed)
-    n = len(X_train)
-    steps_per_epoch = math.ceil(n / config.batch_size)
+    train = as_batches(X_train, config.batch_size, config.seed, device)
+    val = as_batches(X_val, 1024, config.seed, device, shuffle=False)
+    if train is None:
+        raise InputError("there are no training rows.")
+    n, spe = train.n_rows, steps_per_epoch(train)
 
     groups = model.parameter_groups(config.weight_decay)  # models may set their own weight decay
     params = [p for g in groups for p in g["params"]]
     optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     if config.schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps_per_epoch)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * spe)
     elif config.schedule == "plateau":
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=5)
     else:
         scheduler = None
+    amp_dtype = PRECISIONS[config.precision]
+    scaler = torch.amp.GradScaler(device.type) if config.precision == "fp16" else None
+    autocast = (lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype is not None else nullcontext
+    loss_of = torch.compile(model.loss) if config.compile else model.loss
+    sync_every = 1 if device.type == "cpu" else SYNC_EVERY
 
-    best_state, best_epoch, best_score = _state_copy(model), 0, math.inf
-    history: list[dict[str, float]] = []
+    # what a checkpoint must match to be resumed: the same model, data size and options
+    how_run = ("device", "threads", "compile", "checkpoint_every", "keep_checkpoints")  # may change on resume
+    fingerprint = json.loads(json.dumps({"model": model.config(), "n_rows": n, "train": {
+        k: v for k, v in config.to_dict().items() if k not in how_run}}, default=str))
+    state = RunState(best_state=_state_copy(model))
+    if resume and checkpoint is not None and (Path(checkpoint) / "checkpoint.json").is_file():
+        state = load_checkpoint(checkpoint, model, optimizer, scheduler, scaler, fingerprint)
+
+    def save(at: RunState) -> None:
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, at, model, optimizer, scheduler, scaler, fingerprint)
+
     display = ProgressDisplay(progress).start()
-    task = display.add(description, config.epochs)
+    task = display.add(description, config.epochs, completed=len(state.history))
+    stopped_early = False
     try:
-        for epoch in range(1, config.epochs + 1):
-            started = time.perf_counter()
+        for epoch in range(state.epoch, config.epochs + 1):
+            started = time.perf_counter() - (state.started if epoch == state.epoch else 0.0)
             model.train()
-            order = torch.randperm(n, generator=shuffle).to(device)
-            names: list[str] = []
-            sums = torch.zeros(0)
-            for step in range(steps_per_epoch):
-                x = X_train[order[step * config.batch_size:(step + 1) * config.batch_size]]
-                terms = model.loss(x)
-                for regularizer in regularizers:
-                    extra = regularizer(model, x)
-                    terms = {**terms, **extra, "total": terms["total"] + sum(extra.values())}
-                total = terms["total"]
-                if not math.isfinite(total.item()):
-                    bad = next((k for k, v in terms.items() if k != "total" and not torch.isfinite(v)), "total")
-                    model.load_state_dict(best_state)
-                    raise TrainingDivergedError(
-                        f"the loss term {bad!r} became {float(terms[bad].detach())} at epoch {epoch}, step {step + 1}; "
-                        f"the model keeps its last good checkpoint (epoch {best_epoch}). Try a lower learning rate.",
-                        epoch, step + 1, bad)
-                optimizer.zero_grad(set_to_none=True)
-                total.backward()
-                if config.grad_clip is not None:
-                    clip_grad_norm([p.grad for p in params if p.grad is not None], config.grad_clip)
-                optimizer.step()
-                if scheduler is not None and config.schedule == "cosine":
-                    scheduler.step()
+            skip = state.step if epoch == state.epoch else 0
+            names, sums = (state.names, state.sums) if skip else ([], torch.zeros(0))
+            first_bad = torch.full((), -1, dtype=torch.long, device=device)  # step of the first non-finite loss
+            bad_values = torch.zeros(0, device=device)
+            step = skip
+            for step, x in enumerate(train.epoch(epoch, skip=skip), start=skip):
+                with autocast():
+                    terms = loss_of(x)
+                    for regularizer in regularizers:
+                        extra = regularizer(model, x)
+                        terms = {**terms, **extra, "total": terms["total"] + sum(extra.values())}
+                values = torch.stack([v.detach().float() for v in terms.values()])
                 if not names:
                     names, sums = list(terms), torch.zeros(len(terms), device=device)
-                sums += torch.stack([v.detach() for v in terms.values()]) * len(x)
+                if len(bad_values) != len(values):
+                    bad_values = torch.zeros_like(values)
+                finite = torch.isfinite(values).all()
+                bad_values = torch.where((first_bad < 0) & ~finite, values, bad_values)
+                first_bad = torch.where((first_bad < 0) & ~finite, step, first_bad)
+                if (step + 1) % sync_every == 0 or step + 1 == spe:
+                    _raise_if_diverged(int(first_bad), bad_values, names, epoch, state, model)
+                total = terms["total"]
+                optimizer.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.scale(total).backward()
+                    scaler.unscale_(optimizer)
+                else:
+                    total.backward()
+                if config.grad_clip is not None:
+                    clip_grad_norm([p.grad for p in params if p.grad is not None], config.grad_clip)
+                if scaler is not None:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
+                if scheduler is not None and config.schedule == "cosine":
+                    scheduler.step()
+                sums += values * len(x)
+                if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 and step + 1 < spe:
+                    save(RunState(epoch, step + 1, state.history, state.best_epoch, state.best_score,
+                                  state.best_state, names, sums, time.perf_counter() - started))
+            _raise_if_diverged(int(first_bad), bad_values, names, epoch, state, model)
             record: dict[str, float] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
             record.update({f"train_{k}": v / n for k, v in zip(names, sums.tolist())})
-            if X_val is not None:
-                record.update({f"val_{k}": v for k, v in evaluate_loss(model, X_val).items()})
-            score = record["val_total"] if X_val is not None else record["train_total"]
+            if val is not None:
+                record.update({f"val_{k}": v for k, v in evaluate_loss(model, val, autocast=autocast).items()})
+            score = record["val_total"] if val is not None else record["train_total"]
             if not math.isfinite(score):
-                model.load_state_dict(best_state)
+                model.load_state_dict(state.best_state)
                 raise TrainingDivergedError(
                     f"the validation loss became {score} at epoch {epoch}; the model keeps its last good "
-                    f"checkpoint (epoch {best_epoch}).", epoch, steps_per_epoch, "val_total")
+                    f"checkpoint (epoch {state.best_epoch}).", epoch, spe, "val_total")
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 scheduler.step(score)
             record["seconds"] = time.perf_counter() - started
-            history.append(record)
+            state.history.append(record)
+            if val is None or score < state.best_score:
+                state.best_state, state.best_epoch = _state_copy(model), epoch
+                state.best_score = min(score, state.best_score)
+            stopped_early = val is not None and config.patience is not None and epoch - state.best_epoch >= config.patience
+            # an early stop is the end of the run: a resumed run must not train on past it
+            save(RunState(config.epochs + 1 if stopped_early else epoch + 1, 0, state.history, state.best_epoch,
+                          state.best_score, state.best_state))
             if on_epoch is not None:
                 on_epoch(record)
-            if X_val is None or score < best_score:
-                best_state, best_epoch, best_score = _state_copy(model), epoch, min(score, best_score)
             display.update(task, advance=1, terms=format_terms(record))
-            if X_val is not None and config.patience is not None and epoch - best_epoch >= config.patience:
+            if stopped_early:
                 break
     finally:
         display.stop()
-    model.load_state_dict(best_state)
+        torch.set_num_threads(threads)
+    model.load_state_dict(state.best_state)
     model.eval()
-    return history
+    if checkpoint is not None and not config.keep_checkpoints:
+        remove_checkpoint(checkpoint)
+    return state.history
+
+
+def _raise_if_diverged(first_bad: int, bad_values: torch.Tensor, names: list[str], epoch: int, state: RunState,
+                       model: torch.nn.Module) -> None:
+    """TrainingDivergedError naming the first non-finite term and its step, after restoring the last good weights."""
+    if first_bad < 0:
+        return
+    values = bad_values.tolist()
+    bad = next((k for k, v in zip(names, values) if k != "total" and not math.isfinite(v)), "total")
+    model.load_state_dict(state.best_state)
+    raise TrainingDivergedError(
+        f"the loss term {bad!r} became {values[names.index(bad)]} at epoch {epoch}, step {first_bad + 1}; "
+        f"the model keeps its last good checkpoint (epoch {state.best_epoch}). Try a lower learning rate.",
+        epoch, first_bad + 1, bad)

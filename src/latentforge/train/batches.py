@@ -1,0 +1,95 @@
+"""Where the trainer's batches come from: a tensor in memory (today's fast path) or a stream of
+preprocessed chunks from a file source. Both give the same epochs for the same seed, whatever
+epoch is asked for first, so a resumed run reads exactly the batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+
+class Batches(Protocol):
+    """Training or validation rows, batch by batch, one epoch at a time."""
+
+    #: rows per epoch
+    n_rows: int
+    batch_size: int
+
+    def epoch(self, epoch: int, skip: int = 0) -> Iterator[torch.Tensor]:
+        """The batches of epoch ``epoch`` (1-based), on the trainer's device, after the first ``skip``."""
+        ...
+
+
+def steps_per_epoch(batches: Batches) -> int:
+    return math.ceil(batches.n_rows / batches.batch_size)
+
+
+class TensorBatches:
+    """Shuffled minibatches of a tensor held on the device (one ``randperm`` per epoch).
+
+    The permutations come from one generator seeded with ``seed`` and drawn once per epoch in
+    order, exactly as before streaming existed, so in-memory results are unchanged; asking for a
+    later epoch first (on resume) replays the earlier draws, which costs one ``randperm`` each.
+    """
+
+    def __init__(self, X: torch.Tensor, batch_size: int, seed: int, device: torch.device, shuffle: bool = True):
+        self.X = X.to(device)
+        self.n_rows, self.batch_size, self.seed, self.shuffle = len(X), int(batch_size), int(seed), shuffle
+        self._generator = torch.Generator().manual_seed(self.seed)
+        self._drawn = 0  # epochs whose permutation the generator has produced
+
+    def _order(self, epoch: int) -> torch.Tensor:
+        if epoch <= self._drawn:  # an earlier epoch again: replay from the start
+            self._generator.manual_seed(self.seed)
+            self._drawn = 0
+        while self._drawn < epoch:
+            order = torch.randperm(self.n_rows, generator=self._generator)
+            self._drawn += 1
+        return order.to(self.X.device)
+
+    def epoch(self, epoch: int, skip: int = 0) -> Iterator[torch.Tensor]:
+        if not self.shuffle:
+            for start in range(skip * self.batch_size, self.n_rows, self.batch_size):
+                yield self.X[start:start + self.batch_size]
+            return
+        order = self._order(epoch)
+        for step in range(skip, steps_per_epoch(self)):
+            yield self.X[order[step * self.batch_size:(step + 1) * self.batch_size]]
+
+
+class StreamBatches:
+    """Batches of preprocessed features read from a stream, copied to the device.
+
+    ``read(epoch)`` yields float32 feature arrays of ``batch_size`` rows (the last may be
+    shorter), deterministically for an epoch; on CUDA they go through pinned memory with
+    non-blocking copies, so reading the next batch overlaps the current step.
+    """
+
+    def __init__(self, read: Callable[[int], Iterable[np.ndarray]], n_rows: int, batch_size: int,
+                 device: torch.device):
+        self.read, self.n_rows, self.batch_size, self.device = read, int(n_rows), int(batch_size), device
+        self.pin = device.type == "cuda"
+
+    def epoch(self, epoch: int, skip: int = 0) -> Iterator[torch.Tensor]:
+        for step, features in enumerate(self.read(epoch)):
+            if step < skip:  # resuming mid-epoch: the stream is replayed up to the saved position
+                continue
+            batch = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+            if self.pin:
+                batch = batch.pin_memory()
+            yield batch.to(self.device, non_blocking=self.pin)
+
+
+def as_batches(data: Any, batch_size: int, seed: int, device: torch.device, shuffle: bool = True) -> Batches | None:
+    """``data`` as :class:`Batches`: a tensor becomes :class:`TensorBatches`; Batches pass through;
+    None or an empty tensor give None (no validation)."""
+    if data is None:
+        return None
+    if isinstance(data, torch.Tensor):
+        return TensorBatches(data, batch_size, seed, device, shuffle) if len(data) else None
+    return data
