@@ -199,3 +199,47 @@ def test_a_killed_save_leaves_a_temporary_folder_that_the_next_write_removes(tmp
     with atomic_directory(tmp_path / "out") as tmp:
         (tmp / "model.json").write_text("{}")
     assert not stale.exists() and other.exists() and (tmp_path / "out" / "model.json").is_file()
+
+
+def _nan_at(step: int):
+    """A regularizer whose term becomes NaN at the ``step``-th batch (1-based)."""
+    seen = {"n": 0}
+
+    def regularizer(model, x):
+        seen["n"] += 1
+        value = torch.tensor(float("nan")) if seen["n"] == step else torch.zeros(())
+        return {"injected": value}
+    return regularizer
+
+
+@pytest.mark.parametrize("sync", [1, 4, 0])
+def test_the_deferred_non_finite_check_still_names_the_exact_step(monkeypatch, sync):
+    """On a GPU the flag is read every SYNC_EVERY steps (0: at the epoch's end, as under DDP); the error
+    must name the same step and term as the per-step check does on CPU."""
+    import latentforge.train.loop as loop
+    from latentforge.errors import TrainingDivergedError
+
+    monkeypatch.setattr(loop, "_sync_every", lambda device, ctx: sync)
+    X = _data(160)
+    model = _model("ae")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(TrainingDivergedError, match="'injected' became nan at epoch 2, step 3") as err:
+        train_model(model, X, None, TrainConfig(epochs=3, batch_size=16), progress=False, regularizers=[_nan_at(13)])
+    assert (err.value.epoch, err.value.step, err.value.term) == (2, 3, "injected")
+    after = model.state_dict()   # the model is back at its last good weights (the end of epoch 1), all finite
+    assert all(torch.isfinite(v).all() for v in after.values())
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (this machine has none)")
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+def test_training_on_cuda_matches_cpu_closely(precision):
+    X = _data(400)
+    losses = {}
+    for device in ("cpu", "cuda"):
+        model = _model("ae")
+        history = train_model(model, X, None, TrainConfig(epochs=3, batch_size=32, device=device,
+                                                           precision=precision if device == "cuda" else "fp32"),
+                              progress=False)
+        losses[device] = history[-1]["train_total"]
+    assert abs(losses["cuda"] - losses["cpu"]) < 0.05 * abs(losses["cpu"]) + 0.05

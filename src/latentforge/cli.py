@@ -62,10 +62,18 @@ def _load_model(path: Path, device: str = "cpu"):
     return Autoencoder.load(path, device=device)
 
 
-def _load_for_model(est: Any, source: str):
-    """Load DATA for an existing model: the whole table (known id/label columns pass through)."""
-    from .data import load_dataset
+def _load_for_model(est: Any, source: str, stream: bool = False):
+    """Load DATA for an existing model: the whole table (known id/label columns pass through).
 
+    With ``stream``: ``(DataSource, None)`` for the generators of :mod:`latentforge.estimator.streaming`,
+    which carry the ids chunk by chunk. A streamable file or folder (the rule of ``fit``) is only
+    opened, never read whole; built-in datasets and .npz archives cannot be read lazily and are
+    loaded first, as before.
+    """
+    from .data import load_dataset, open_source
+
+    if stream:
+        return open_source(Path(source) if _is_streamed(source) else load_dataset(source)), None
     data = load_dataset(source)
     ids = data.ids
     if data.kind == "table":
@@ -200,10 +208,15 @@ def fit(
     else:  # built-in datasets and .npz archives are held in memory
         est.fit(load_dataset(data, label=est.label, id_columns=list(est.id_columns)), checkpoint=checkpoint,
                 resume=resume)
-    est.save(out)
-    m = est.metrics_
-    _echo(f"saved {est.model} to {out} ({m['epochs_run']} epochs, validation reconstruction MSE "
-          f"{m.get('val_reconstruction_mse', float('nan')):.5f})")
+    est.save(out)  # under torchrun: rank 0 only
+    from .train.distributed import context, finish
+
+    ctx = context()
+    finish(ctx)
+    if ctx.is_main:
+        m = est.metrics_
+        _echo(f"saved {est.model} to {out} ({m['epochs_run']} epochs, validation reconstruction MSE "
+              f"{m.get('val_reconstruction_mse', float('nan')):.5f})")
 
 
 @app.command()
@@ -217,24 +230,34 @@ def embed(
                                                               "write codes in the old model's space.")] = None,
     device: Device = "cpu",
 ) -> None:
-    """Write embeddings of DATA (id columns carried through)."""
+    """Write embeddings of DATA (id columns carried through). File inputs (Parquet, CSV, .npy,
+    safetensors, image folders) are streamed in bounded chunks and the output written as they come."""
+    from .data import write_stream
+    from .estimator.streaming import iter_embeddings
+
     _data().check_output_file(out)
     if dims is not None and compatible_with is not None:
         raise InputError("use either --dims or --compatible-with, not both.")
     est = _load_model(model, device)
-    ds, ids = _load_for_model(est, data)
+    embed_rows = est.transform
     if compatible_with is not None:
-        from .transform import compatible_embedding
+        from .transform import compatible_embedding, load_alignment
 
-        Z = compatible_embedding(est, ds.X, compatible_with)
+        alignment = load_alignment(compatible_with)
+        embed_rows = lambda X: compatible_embedding(est, X, alignment)  # noqa: E731 (per row: streams)
     elif dims is not None:
         from .transform import embed_truncated
 
-        Z = embed_truncated(est, ds.X, dims, order=order)
-    else:
-        Z = est.transform(ds.X)
-    _data().write_output(out, _with_ids(ids, pd.DataFrame(Z, columns=[f"z{i}" for i in range(Z.shape[1])])), Z)
-    _echo(f"wrote {Z.shape[0]} embeddings of size {Z.shape[1]} to {out}")
+        embed_rows = lambda X: embed_truncated(est, X, dims, order=order)  # noqa: E731 (per row: streams)
+    source, _ = _load_for_model(est, data, stream=True)
+    width = [0]
+
+    def frames():
+        for ids, Z in iter_embeddings(est, source, embed=embed_rows):
+            width[0] = Z.shape[1]
+            yield _with_ids(ids, pd.DataFrame(Z, columns=[f"z{i}" for i in range(Z.shape[1])])), Z
+    n = write_stream(out, frames(), source.n_rows)
+    _echo(f"wrote {n} embeddings of size {width[0]} to {out}")
 
 
 @app.command()
@@ -268,17 +291,20 @@ def reconstruct(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output .parquet/.csv (tables) or .npy.")],
     device: Device = "cpu",
 ) -> None:
-    """Encode and decode DATA; tables come back in their original columns."""
+    """Encode and decode DATA; tables come back in their original columns. File inputs are
+    streamed in bounded chunks and the output written as they come."""
+    from .data import write_stream
+    from .estimator.streaming import iter_reconstructions
+
     _data().check_output_file(out)
     est = _load_model(model, device)
-    ds, ids = _load_for_model(est, data)
-    rec = est.reconstruct(ds.X)
-    if isinstance(rec, pd.DataFrame):
-        _data().write_output(out, _with_ids(ids, rec))
-    else:
+    if est.preprocessor_.kind != "table":
         _data().check_output_file(out, (".npy",))
-        _data().write_output(out, None, rec)
-    _echo(f"wrote {len(rec)} reconstructions to {out}")
+    source, _ = _load_for_model(est, data, stream=True)
+    chunks = (_with_ids(ids, rec) if isinstance(rec, pd.DataFrame) else (None, rec)
+              for ids, rec in iter_reconstructions(est, source))
+    n = write_stream(out, chunks, source.n_rows)
+    _echo(f"wrote {n} reconstructions to {out}")
 
 
 @app.command()
@@ -311,18 +337,27 @@ def score(
     contamination: Annotated[float, typer.Option(help="Expected outlier share; sets the is_outlier threshold.")] = 0.1,
     device: Device = "cpu",
 ) -> None:
-    """Per-row anomaly score (higher = more anomalous) and an is_outlier flag; ids carried through."""
+    """Per-row anomaly score (higher = more anomalous) and an is_outlier flag; ids carried through.
+    The threshold comes from the training scores saved with the model. File inputs are streamed in
+    bounded chunks and the output written as they come."""
+    from .data import write_stream
     from .estimator import AnomalyDetector
+    from .estimator.streaming import iter_scores
 
     _data().check_output_file(out)
     est = _load_model(model, device)
     detector = AnomalyDetector.from_autoencoder(est, score=kind, contamination=contamination)
-    ds, ids = _load_for_model(est, data)
-    s = detector.decision_function(ds.X)
-    frame = pd.DataFrame({"score": s, "is_outlier": s > detector.threshold_})
-    _data().write_output(out, _with_ids(ids, frame), s)
-    _echo(f"wrote {len(s)} {kind} scores to {out} (higher = more anomalous; "
-          f"{int(frame['is_outlier'].sum())} above the threshold {detector.threshold_:.4g})")
+    source, _ = _load_for_model(est, data, stream=True)
+    outliers = [0]
+
+    def frames():
+        for ids, s in iter_scores(detector, source):
+            flags = s > detector.threshold_
+            outliers[0] += int(flags.sum())
+            yield _with_ids(ids, pd.DataFrame({"score": s, "is_outlier": flags})), s
+    n = write_stream(out, frames(), source.n_rows)
+    _echo(f"wrote {n} {kind} scores to {out} (higher = more anomalous; "
+          f"{outliers[0]} above the threshold {detector.threshold_:.4g})")
 
 
 @app.command()

@@ -51,22 +51,38 @@ def atomic_directory(target: str | Path, marker: str = "model.json") -> Iterator
         raise
 
 
-def atomic_write(path: str | Path, data: bytes) -> Path:
-    """Write one file atomically (temporary file in the same folder, then rename)."""
+@contextmanager
+def atomic_file(path: str | Path) -> Iterator[Path]:
+    """Yield a new empty temporary file beside ``path``; when the block succeeds it is fsynced and
+    renamed onto ``path``, when it fails it is removed (``path`` is left as it was). Temporary files
+    that a killed process left for ``path`` are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.tmp-*"):
+        if stale.is_file():
+            stale.unlink(missing_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
     try:
-        os.chmod(tmp, _umask_mode(0o666))
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        os.chmod(tmp, _umask_mode(0o666))  # the permissions a plain open would give
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-    return path
+
+
+def atomic_write(path: str | Path, data: bytes) -> Path:
+    """Write one file atomically (temporary file in the same folder, then rename)."""
+    with atomic_file(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
 
 
 def check_output_dir(target: str | Path, marker: str = "model.json") -> None:

@@ -10,7 +10,15 @@ import pandas as pd
 from ..errors import InputError
 from .datasets import BUILTIN, Dataset, load_builtin, make_shapes
 from .images import ImagePreprocessor
-from .io import OUTPUT_SUFFIXES, check_output_file, dataset_from_frame, load_dataset, read_table, write_output
+from .io import (
+    OUTPUT_SUFFIXES,
+    check_output_file,
+    dataset_from_frame,
+    load_dataset,
+    read_table,
+    write_output,
+    write_stream,
+)
 from .sources import (
     DEFAULT_SHUFFLE_BUFFER,
     ArraySource,
@@ -27,6 +35,7 @@ from .sources import (
     iter_batches,
     iter_chunks,
     open_source,
+    rows_per_rank,
 )
 from .split import split_dataset, split_indices
 from .tabular import DEFAULT_RESERVOIR, TableStats, TabularPreprocessor
@@ -67,8 +76,8 @@ def preprocessor_from_state(state: dict[str, Any]) -> Preprocessor:
 __all__ = [
     "ArraySource", "Chunk", "CsvSource", "DEFAULT_RESERVOIR", "DEFAULT_SHUFFLE_BUFFER", "DataSource", "ImageFolderSource",
     "NpySource", "ParquetSource", "SafetensorsSource", "TableStats", "TorchSource", "TorchStreamSource", "hash_split",
-    "iter_batches", "iter_chunks", "open_source",
-    "BUILTIN", "OUTPUT_SUFFIXES", "Dataset", "check_output_file", "write_output", "ImagePreprocessor", "Preprocessor", "TabularPreprocessor", "as_model_input",
+    "iter_batches", "iter_chunks", "open_source", "rows_per_rank",
+    "BUILTIN", "OUTPUT_SUFFIXES", "Dataset", "check_output_file", "write_output", "write_stream", "ImagePreprocessor", "Preprocessor", "TabularPreprocessor", "as_model_input",
     "dataset_from_frame", "load_builtin", "load_dataset", "make_preprocessor", "make_shapes",
     "preprocessor_from_state", "read_table", "split_dataset", "split_indices",
 ]

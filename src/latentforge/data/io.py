@@ -4,14 +4,14 @@ and write outputs (embeddings, scores, reconstructions, samples) as Parquet, CSV
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..fsutil import atomic_write
+from ..fsutil import atomic_file, atomic_write
 from .datasets import BUILTIN, Dataset, load_builtin
 from .images import as_nchw, load_image_array, load_image_folder
 
@@ -145,3 +145,98 @@ def write_output(path: Path, frame: pd.DataFrame | None, array: np.ndarray | Non
     else:
         frame.to_parquet(buf, index=False)
     atomic_write(path, buf.getvalue())
+
+
+# -- streamed outputs: rows written as they come, never held whole -------------------------------
+#: one chunk for :func:`write_stream`: a frame, an array, or a ``(frame, array)`` pair as :func:`write_output` takes
+OutputChunk = pd.DataFrame | np.ndarray | tuple[pd.DataFrame | None, np.ndarray | None]
+
+
+def _write_parquet(tmp: Path, frames: Iterable[pd.DataFrame]) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer, n = None, 0
+    try:
+        for frame in frames:
+            schema = None if writer is None else writer.schema
+            try:  # later chunks are cast to the first chunk's schema (an int column with gaps stays int)
+                table = pa.Table.from_pandas(frame, preserve_index=False, schema=schema)
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                raise InputError(f"rows {n}.. do not fit the column types of the first rows ({exc}).") from None
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table)
+            n += len(frame)
+    finally:
+        if writer is not None:
+            writer.close()
+    return n
+
+
+def _write_csv(tmp: Path, frames: Iterable[pd.DataFrame]) -> int:
+    n, columns = 0, None
+    with open(tmp, "w", newline="") as fh:
+        for frame in frames:
+            if columns is None:
+                columns = list(frame.columns)
+            elif list(frame.columns) != columns:
+                raise InputError(f"rows {n}.. have the columns {list(frame.columns)}, not {columns}.")
+            frame.to_csv(fh, index=False, header=n == 0)
+            n += len(frame)
+    return n
+
+
+def _write_npy(tmp: Path, arrays: Iterable[np.ndarray], n_rows: int) -> int:
+    n, row_shape = 0, None
+    for array in arrays:
+        if row_shape is None:  # the header, and the file's full size, from the first chunk
+            row_shape = array.shape[1:]
+            np.lib.format.open_memmap(tmp, mode="w+", dtype=array.dtype, shape=(n_rows, *row_shape))
+        if array.shape[1:] != row_shape:
+            raise InputError(f"rows {n}.. are shaped {array.shape[1:]}, not {row_shape} like the first rows.")
+        if n + len(array) > n_rows:
+            raise InputError(f"more rows came than the {n_rows} announced.")
+        # mapped again per chunk: written pages leave this process (and its RSS) when the map closes
+        out = np.lib.format.open_memmap(tmp, mode="r+")
+        out[n:n + len(array)] = array
+        del out
+        n += len(array)
+    if n != n_rows:
+        raise InputError(f"{n} rows came, not the {n_rows} announced.")
+    return n
+
+
+def _frame_for(frame: pd.DataFrame | None, suffix: str) -> pd.DataFrame:
+    if frame is None:
+        raise InputError(f"images cannot be written as {suffix}; use .npy.")
+    return frame
+
+
+def write_stream(path: str | Path, chunks: Iterable[OutputChunk], n_rows: int | None = None) -> int:
+    """Write chunks of rows to ``path`` (``.parquet``, ``.csv`` or ``.npy``) as they come; returns the rows written.
+
+    Each chunk is a DataFrame, an array or a ``(frame, array)`` pair, as :func:`write_output` takes: Parquet
+    (one row group per chunk, the column types of the first chunk) and CSV (appended, one header)
+    get the frame; ``.npy`` gets the array, else the frame's numeric columns, in a file of
+    ``n_rows`` rows (required: the header holds the shape) filled through a memory map. Only the
+    chunk being written is held. Atomic: everything goes to a temporary file in ``path``'s folder
+    that replaces ``path`` at the end, so a failure, even in the last chunk, leaves ``path`` as it
+    was and no temporary file; one left by a killed run is removed by the next write to ``path``.
+    """
+    path = check_output_file(Path(path))
+    suffix = path.suffix.lower()
+    if suffix == ".npy" and n_rows is None:
+        raise InputError(f"writing {path} needs the total row count (n_rows=): a .npy header holds its shape.")
+    pairs = ((c, None) if isinstance(c, pd.DataFrame) else (None, c) if isinstance(c, np.ndarray) else c
+             for c in chunks)
+    with atomic_file(path) as tmp:
+        if suffix == ".npy":
+            arrays = (a if a is not None else f.select_dtypes("number").to_numpy() for f, a in pairs)
+            n = _write_npy(tmp, arrays, int(n_rows))
+        else:
+            frames = (_frame_for(f, suffix) for f, _ in pairs)
+            n = (_write_csv if suffix == ".csv" else _write_parquet)(tmp, frames)
+        if n == 0:
+            raise InputError(f"no rows to write to {path}.")
+    return n

@@ -857,6 +857,36 @@ def _shuffled(chunks: Iterator[Chunk], buffer_rows: int, rng: np.random.Generato
         yield _take_chunk(_concat_chunks(held), rng.permutation(n_held))
 
 
+def _fragments_of(source: DataSource, epoch: int, seed: int, shuffle: bool, consumer: int,
+                  n_consumers: int) -> np.ndarray:
+    """The fragments one consumer reads in an epoch, in reading order."""
+    order = (np.random.default_rng([_seed(seed), _seed(epoch), 0]).permutation(source.n_fragments)
+             if shuffle else np.arange(source.n_fragments))
+    return order[consumer::n_consumers]
+
+
+def rows_per_rank(
+    source: DataSource | Any, *, epoch: int = 0, seed: int = 0, shuffle: bool = True, world_size: int = 1,
+    row_filter: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> list[int]:
+    """How many rows each of ``world_size`` ranks reads in an epoch (one worker per rank), computed
+    from the fragment sizes and ``row_filter`` without reading any data; a data-parallel trainer
+    uses it so that every rank takes the same number of steps."""
+    source = open_source(source)
+    if not source.shardable:
+        raise InputError(f"{source.name} is an iterable torch dataset, which shards itself: its rows per rank "
+                         "are not known in advance; use a map-style Dataset or a file source.")
+    offsets = source.offsets
+    counts = []
+    for rank in range(positive_int(world_size, "world_size")):
+        total = 0
+        for f in _fragments_of(source, epoch, seed, shuffle, rank, world_size):
+            rows = np.arange(offsets[f], offsets[f + 1], dtype=np.int64)
+            total += len(rows) if row_filter is None else int(np.count_nonzero(row_filter(rows)))
+        counts.append(total)
+    return counts
+
+
 def iter_chunks(
     source: DataSource | Any,
     *,
@@ -899,9 +929,7 @@ def iter_chunks(
     shuffle_buffer = positive_int(shuffle_buffer, "shuffle_buffer", minimum=0)
     consumer, n_consumers = _consumer(rank, world_size)
     if source.shardable:
-        order = (np.random.default_rng([_seed(seed), _seed(epoch), 0]).permutation(source.n_fragments)
-                 if shuffle else np.arange(source.n_fragments))
-        mine = order[consumer::n_consumers]
+        mine = _fragments_of(source, epoch, seed, shuffle, consumer, n_consumers)
         # a source that cannot seek streams past everything anyway: read its fragments in storage order
         chunks = source.iter_fragments(mine if source.seekable else np.sort(mine))
     else:
@@ -994,5 +1022,5 @@ def iter_batches(
 __all__ = [
     "CSV_BLOCK_BYTES", "DEFAULT_FRAGMENT_ROWS", "DEFAULT_SHUFFLE_BUFFER", "ArraySource", "Chunk", "CsvSource",
     "DataSource", "ImageFolderSource", "NpySource", "ParquetSource", "SafetensorsSource", "TorchSource",
-    "TorchStreamSource", "hash_split", "iter_batches", "iter_chunks", "open_source",
+    "TorchStreamSource", "hash_split", "iter_batches", "iter_chunks", "open_source", "rows_per_rank",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import fields
 from pathlib import Path
@@ -27,11 +28,14 @@ from ..data import (
     make_preprocessor,
     open_source,
     preprocessor_from_state,
+    rows_per_rank,
     split_indices,
 )
 from ..errors import ArtifactError, InputError, unknown_name_error
 from ..models import Architecture, build_model, get_model_class
 from ..train import StreamBatches, fit_model
+from ..train.distributed import context as distributed_context
+from ..train.distributed import local_device
 from .base import ExtraParamsMixin, require_fitted
 from .samplers import CODE_SAMPLERS, fit_code_sampler
 
@@ -260,15 +264,23 @@ compile, checkpoint_every, keep_checkpoints
         if n - n_val < 1:
             raise InputError(f"the validation split leaves no training rows in {source.name}.")
         transform = lambda raw: pre.transform(raw).reshape(len(raw), -1)  # noqa: E731
-        device = resolve_device(config.device)
+        ctx = distributed_context(resolve_device(config.device))
+        device = local_device(resolve_device(config.device), ctx)
 
-        def reader(row_filter, batch_size, shuffle):
+        def reader(row_filter, batch_size, shuffle, rank=ctx.rank, world_size=ctx.world_size):
             return lambda epoch: (features for _, features in iter_batches(
-                source, transform, batch_size, epoch=epoch, seed=config.seed, shuffle=shuffle, row_filter=row_filter))
-        train = StreamBatches(reader(is_train, config.batch_size, True), n - n_val, config.batch_size, device)
+                source, transform, batch_size, epoch=epoch, seed=config.seed, shuffle=shuffle, row_filter=row_filter,
+                rank=rank, world_size=world_size))
+        steps = None
+        local_batch = config.batch_size
+        if ctx.active:  # each rank reads its fragments; all take the steps of the smallest share
+            local_batch = max(1, config.batch_size // ctx.world_size)
+            steps = lambda epoch: max(1, math.ceil(min(rows_per_rank(  # noqa: E731
+                source, epoch=epoch, seed=config.seed, world_size=ctx.world_size, row_filter=is_train)) / local_batch))
+        train = StreamBatches(reader(is_train, local_batch, True), n - n_val, local_batch, device, steps)
         val = StreamBatches(reader(is_val, 1024, False), n_val, 1024, device) if n_val else None
         kept_parts, kept_rows = [], 0  # a seeded shuffled sample of training rows (epoch 0 is never trained on)
-        for features in reader(is_train, 4096, True)(0):
+        for features in reader(is_train, 4096, True, 0, 1)(0):
             kept_parts.append(torch.from_numpy(features))
             kept_rows += len(features)
             if kept_rows >= MAX_SAVED_CODES:
@@ -433,6 +445,9 @@ compile, checkpoint_every, keep_checkpoints
         ``preprocessing`` (the fitted schema) and ``fitted`` (what fitting chose).
         """
         require_fitted(self)
+        ctx = distributed_context()
+        if ctx.active and not ctx.is_main:  # under torchrun only rank 0 writes
+            return Path(path)
         model_owned = {"model", "latent_dim", *ARCHITECTURE_OPTIONS, *TRAIN_OPTIONS, *RUNTIME_OPTIONS}
         estimator = {k: getattr(self, k) for k in self._get_param_names() if k not in model_owned}
         estimator["id_columns"] = list(self.id_columns)

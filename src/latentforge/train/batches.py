@@ -16,12 +16,16 @@ import torch
 class Batches(Protocol):
     """Training or validation rows, batch by batch, one epoch at a time."""
 
-    #: rows per epoch
+    #: rows per epoch (over all ranks)
     n_rows: int
     batch_size: int
 
+    def steps(self, epoch: int) -> int:
+        """Steps in epoch ``epoch``: the same on every rank."""
+        ...
+
     def epoch(self, epoch: int, skip: int = 0) -> Iterator[torch.Tensor]:
-        """The batches of epoch ``epoch`` (1-based), on the trainer's device, after the first ``skip``."""
+        """This rank's batches of epoch ``epoch`` (1-based) on the trainer's device, after the first ``skip``."""
         ...
 
 
@@ -35,11 +39,15 @@ class TensorBatches:
     The permutations come from one generator seeded with ``seed`` and drawn once per epoch in
     order, exactly as before streaming existed, so in-memory results are unchanged; asking for a
     later epoch first (on resume) replays the earlier draws, which costs one ``randperm`` each.
+    Under data parallelism every rank draws the same permutation and takes rows ``rank::world_size``
+    of each global batch, so the ranks' shares are disjoint and together are the global batch.
     """
 
-    def __init__(self, X: torch.Tensor, batch_size: int, seed: int, device: torch.device, shuffle: bool = True):
+    def __init__(self, X: torch.Tensor, batch_size: int, seed: int, device: torch.device, shuffle: bool = True,
+                 rank: int = 0, world_size: int = 1):
         self.X = X.to(device)
         self.n_rows, self.batch_size, self.seed, self.shuffle = len(X), int(batch_size), int(seed), shuffle
+        self.rank, self.world_size = rank, world_size
         self._generator = torch.Generator().manual_seed(self.seed)
         self._drawn = 0  # epochs whose permutation the generator has produced
 
@@ -52,14 +60,18 @@ class TensorBatches:
             self._drawn += 1
         return order.to(self.X.device)
 
+    def steps(self, epoch: int) -> int:
+        return steps_per_epoch(self)
+
     def epoch(self, epoch: int, skip: int = 0) -> Iterator[torch.Tensor]:
+        share = slice(self.rank, None, self.world_size)
         if not self.shuffle:
             for start in range(skip * self.batch_size, self.n_rows, self.batch_size):
-                yield self.X[start:start + self.batch_size]
+                yield self.X[start:start + self.batch_size][share]
             return
         order = self._order(epoch)
         for step in range(skip, steps_per_epoch(self)):
-            yield self.X[order[step * self.batch_size:(step + 1) * self.batch_size]]
+            yield self.X[order[step * self.batch_size:(step + 1) * self.batch_size][share]]
 
 
 class StreamBatches:
@@ -67,16 +79,25 @@ class StreamBatches:
 
     ``read(epoch)`` yields float32 feature arrays of ``batch_size`` rows (the last may be
     shorter), deterministically for an epoch; on CUDA they go through pinned memory with
-    non-blocking copies, so reading the next batch overlaps the current step.
+    non-blocking copies, so reading the next batch overlaps the current step. ``steps(epoch)``
+    (data parallelism: the fewest steps any rank's share allows, the same on every rank) caps an
+    epoch; None reads the stream to its end.
     """
 
     def __init__(self, read: Callable[[int], Iterable[np.ndarray]], n_rows: int, batch_size: int,
-                 device: torch.device):
+                 device: torch.device, steps: Callable[[int], int] | None = None):
         self.read, self.n_rows, self.batch_size, self.device = read, int(n_rows), int(batch_size), device
         self.pin = device.type == "cuda"
+        self._steps = steps
+
+    def steps(self, epoch: int) -> int:
+        return self._steps(epoch) if self._steps is not None else steps_per_epoch(self)
 
     def epoch(self, epoch: int, skip: int = 0) -> Iterator[torch.Tensor]:
+        limit = self._steps(epoch) if self._steps is not None else None
         for step, features in enumerate(self.read(epoch)):
+            if limit is not None and step >= limit:
+                return
             if step < skip:  # resuming mid-epoch: the stream is replayed up to the saved position
                 continue
             batch = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
@@ -85,11 +106,12 @@ class StreamBatches:
             yield batch.to(self.device, non_blocking=self.pin)
 
 
-def as_batches(data: Any, batch_size: int, seed: int, device: torch.device, shuffle: bool = True) -> Batches | None:
+def as_batches(data: Any, batch_size: int, seed: int, device: torch.device, shuffle: bool = True, rank: int = 0,
+               world_size: int = 1) -> Batches | None:
     """``data`` as :class:`Batches`: a tensor becomes :class:`TensorBatches`; Batches pass through;
     None or an empty tensor give None (no validation)."""
     if data is None:
         return None
     if isinstance(data, torch.Tensor):
-        return TensorBatches(data, batch_size, seed, device, shuffle) if len(data) else None
+        return TensorBatches(data, batch_size, seed, device, shuffle, rank, world_size) if len(data) else None
     return data

@@ -34,6 +34,7 @@ class RunState:
     names: list[str] = field(default_factory=list)       # loss-term names of the epoch's running sums
     sums: torch.Tensor | None = None                     # running sums of the epoch so far
     started: float = 0.0                                 # seconds spent in this epoch before a restart
+    rows: int = 0                                        # rows of this epoch seen so far (this rank)
 
 
 def save_checkpoint(path: str | Path, state: RunState, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -49,7 +50,7 @@ def save_checkpoint(path: str | Path, state: RunState, model: torch.nn.Module, o
         "position": {"epoch": state.epoch, "step": state.step},
         "fingerprint": fingerprint,
         "history": state.history, "best_epoch": state.best_epoch, "best_score": state.best_score,
-        "names": state.names, "started": state.started,
+        "names": state.names, "started": state.started, "rows": state.rows,
         "optimizer": encode_state(optimizer.state_dict(), tensors, "optimizer"),
         "scheduler": None if scheduler is None else encode_state(scheduler.state_dict(), tensors, "scheduler"),
         "scaler": None if scaler is None else encode_state(scaler.state_dict(), tensors, "scaler"),
@@ -90,7 +91,7 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
             best_epoch=int(config["best_epoch"]), best_score=float(config["best_score"]),
             best_state={k[5:]: v.to(device) for k, v in tensors.items() if k.startswith("best.")},
             names=list(config["names"]), sums=tensors["sums"].to(device) if "sums" in tensors else None,
-            started=float(config["started"]))
+            started=float(config["started"]), rows=int(config.get("rows", 0)))
     except (KeyError, RuntimeError, ValueError) as exc:
         raise ArtifactError(f"{path} does not hold a usable checkpoint ({type(exc).__name__}: {exc}).") from None
 

@@ -24,6 +24,7 @@ from ..config import TrainConfig, resolve_device
 from ..errors import InputError, TrainingDivergedError
 from .batches import Batches, as_batches, steps_per_epoch
 from .checkpoint import RunState, load_checkpoint, remove_checkpoint, save_checkpoint
+from .distributed import DistContext, all_reduce_sum, context, data_parallel, local_device
 from .posterior import fit_posterior
 from .progress import ProgressDisplay, format_terms
 
@@ -51,21 +52,35 @@ def _state_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def evaluate_loss(model: BaseAutoencoder, X: torch.Tensor | Batches, batch_size: int = 1024,
-                  autocast: Any = nullcontext) -> dict[str, float]:
-    """Mean of each loss term over X (a tensor or :class:`~latentforge.train.batches.Batches`), in eval mode."""
+                  autocast: Any = nullcontext, ctx: DistContext = DistContext()) -> dict[str, float]:
+    """Mean of each loss term over X (a tensor or :class:`~latentforge.train.batches.Batches`), in
+    eval mode; under data parallelism each rank evaluates its share and the means are over all."""
     model.eval()
-    batches = as_batches(X, batch_size, 0, next(model.parameters()).device, shuffle=False)
+    device = next(model.parameters()).device
+    batches = as_batches(X, batch_size, 0, device, shuffle=False, rank=ctx.rank, world_size=ctx.world_size)
     names: list[str] = []
-    sums = torch.zeros(0)
+    sums = torch.zeros(0, dtype=torch.float64, device=device)
     rows = 0
     for x in batches.epoch(1):
         with autocast():
             terms = model.loss(x)
         if not names:
-            names, sums = list(terms), torch.zeros(len(terms), dtype=torch.float64, device=x.device)
+            names, sums = list(terms), torch.zeros(len(terms), dtype=torch.float64, device=device)
         sums += torch.stack([v.detach().double() for v in terms.values()]) * len(x)
         rows += len(x)
+    if ctx.active:
+        names = names or list(model.loss(batches_first(X, device)).keys())  # a rank may hold no validation rows
+        sums = sums if len(sums) else torch.zeros(len(names), dtype=torch.float64, device=device)
+        totals = all_reduce_sum(torch.cat([sums, torch.tensor([float(rows)], dtype=torch.float64, device=device)]), ctx)
+        sums, rows = totals[:-1], int(totals[-1])
     return {k: v / rows for k, v in zip(names, sums.tolist())}
+
+
+def batches_first(X: torch.Tensor | Batches, device: torch.device) -> torch.Tensor:
+    """A few rows of X, to learn the names of the loss terms."""
+    if isinstance(X, torch.Tensor):
+        return X[:2].to(device)
+    return next(iter(X.epoch(1)))
 
 
 Regularizer = Callable[["BaseAutoencoder", torch.Tensor], dict[str, torch.Tensor]]
@@ -131,13 +146,14 @@ def train_model(
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
-    device = resolve_device(config.device)
+    ctx = context(resolve_device(config.device))
+    device = local_device(resolve_device(config.device), ctx)
     model.to(device)
-    train = as_batches(X_train, config.batch_size, config.seed, device)
-    val = as_batches(X_val, 1024, config.seed, device, shuffle=False)
+    train = as_batches(X_train, config.batch_size, config.seed, device, rank=ctx.rank, world_size=ctx.world_size)
+    val = as_batches(X_val, 1024, config.seed, device, shuffle=False, rank=ctx.rank, world_size=ctx.world_size)
     if train is None:
         raise InputError("there are no training rows.")
-    n, spe = train.n_rows, steps_per_epoch(train)
+    spe = train.steps(1)  # streamed shares can differ by a few steps between epochs; the cosine uses epoch 1's
 
     groups = model.parameter_groups(config.weight_decay)  # models may set their own weight decay
     params = [p for g in groups for p in g["params"]]
@@ -151,19 +167,21 @@ def train_model(
     amp_dtype = PRECISIONS[config.precision]
     scaler = torch.amp.GradScaler(device.type) if config.precision == "fp16" else None
     autocast = (lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype is not None else nullcontext
-    loss_of = torch.compile(model.loss) if config.compile else model.loss
-    sync_every = 1 if device.type == "cpu" else SYNC_EVERY
+    loss_of = data_parallel(model, device, ctx) if ctx.active else model.loss
+    loss_of = torch.compile(loss_of) if config.compile else loss_of
+    sync_every = _sync_every(device, ctx)
 
     # what a checkpoint must match to be resumed: the same model, data size and options
     how_run = ("device", "threads", "compile", "checkpoint_every", "keep_checkpoints")  # may change on resume
-    fingerprint = json.loads(json.dumps({"model": model.config(), "n_rows": n, "train": {
+    fingerprint = json.loads(json.dumps({"model": model.config(), "n_rows": train.n_rows, "world_size": ctx.world_size,
+                                         "train": {
         k: v for k, v in config.to_dict().items() if k not in how_run}}, default=str))
     state = RunState(best_state=_state_copy(model))
     if resume and checkpoint is not None and (Path(checkpoint) / "checkpoint.json").is_file():
         state = load_checkpoint(checkpoint, model, optimizer, scheduler, scaler, fingerprint)
 
     def save(at: RunState) -> None:
-        if checkpoint is not None:
+        if checkpoint is not None and ctx.is_main:  # only rank 0 writes
             save_checkpoint(checkpoint, at, model, optimizer, scheduler, scaler, fingerprint)
 
     display = ProgressDisplay(progress).start()
@@ -175,6 +193,8 @@ def train_model(
             model.train()
             skip = state.step if epoch == state.epoch else 0
             names, sums = (state.names, state.sums) if skip else ([], torch.zeros(0))
+            rows = state.rows if skip else 0
+            spe = train.steps(epoch)
             first_bad = torch.full((), -1, dtype=torch.long, device=device)  # step of the first non-finite loss
             bad_values = torch.zeros(0, device=device)
             step = skip
@@ -187,13 +207,17 @@ def train_model(
                 values = torch.stack([v.detach().float() for v in terms.values()])
                 if not names:
                     names, sums = list(terms), torch.zeros(len(terms), device=device)
-                if len(bad_values) != len(values):
-                    bad_values = torch.zeros_like(values)
-                finite = torch.isfinite(values).all()
-                bad_values = torch.where((first_bad < 0) & ~finite, values, bad_values)
-                first_bad = torch.where((first_bad < 0) & ~finite, step, first_bad)
-                if (step + 1) % sync_every == 0 or step + 1 == spe:
-                    _raise_if_diverged(int(first_bad), bad_values, names, epoch, state, model)
+                if sync_every == 1:  # CPU: reading the flag costs nothing, so stop before the bad step
+                    if not bool(torch.isfinite(values).all()):
+                        _raise_if_diverged(step, values, names, epoch, state, model)
+                else:  # keep the first bad step on the device; look at it every sync_every steps
+                    if len(bad_values) != len(values):
+                        bad_values = torch.zeros_like(values)
+                    newly_bad = (first_bad < 0) & ~torch.isfinite(values).all()
+                    bad_values = torch.where(newly_bad, values, bad_values)
+                    first_bad = torch.where(newly_bad, step, first_bad)
+                    if sync_every and ((step + 1) % sync_every == 0 or step + 1 == spe):
+                        _raise_if_diverged(int(first_bad), bad_values, names, epoch, state, model)
                 total = terms["total"]
                 optimizer.zero_grad(set_to_none=True)
                 if scaler is not None:
@@ -211,14 +235,19 @@ def train_model(
                 if scheduler is not None and config.schedule == "cosine":
                     scheduler.step()
                 sums += values * len(x)
+                rows += len(x)
                 if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 and step + 1 < spe:
                     save(RunState(epoch, step + 1, state.history, state.best_epoch, state.best_score,
-                                  state.best_state, names, sums, time.perf_counter() - started))
+                                  state.best_state, names, sums, time.perf_counter() - started, rows))
+            if ctx.active:  # every rank learns of a non-finite loss anywhere, and all stop together
+                first_bad = _first_bad_over_ranks(first_bad, ctx)
+                totals = all_reduce_sum(torch.cat([sums, torch.tensor([float(rows)], device=device)]), ctx)
+                sums, rows = totals[:-1], int(totals[-1])
             _raise_if_diverged(int(first_bad), bad_values, names, epoch, state, model)
             record: dict[str, float] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
-            record.update({f"train_{k}": v / n for k, v in zip(names, sums.tolist())})
+            record.update({f"train_{k}": v / rows for k, v in zip(names, sums.tolist())})
             if val is not None:
-                record.update({f"val_{k}": v for k, v in evaluate_loss(model, val, autocast=autocast).items()})
+                record.update({f"val_{k}": v for k, v in evaluate_loss(model, val, autocast=autocast, ctx=ctx).items()})
             score = record["val_total"] if val is not None else record["train_total"]
             if not math.isfinite(score):
                 model.load_state_dict(state.best_state)
@@ -246,9 +275,27 @@ def train_model(
         torch.set_num_threads(threads)
     model.load_state_dict(state.best_state)
     model.eval()
-    if checkpoint is not None and not config.keep_checkpoints:
+    if checkpoint is not None and not config.keep_checkpoints and ctx.is_main:
         remove_checkpoint(checkpoint)
     return state.history
+
+
+def _sync_every(device: torch.device, ctx: DistContext) -> int:
+    """Steps between reads of the non-finite flag: 1 on CPU (free), SYNC_EVERY on a GPU, 0 (the
+    epoch's end only) under data parallelism, where every rank must take the same steps."""
+    if ctx.active:
+        return 0
+    return 1 if device.type == "cpu" else SYNC_EVERY
+
+
+def _first_bad_over_ranks(first_bad: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """The earliest non-finite step of any rank (-1: none)."""
+    import torch.distributed as dist
+
+    never = torch.iinfo(torch.long).max
+    earliest = torch.where(first_bad < 0, never, first_bad).clone()
+    dist.all_reduce(earliest, op=dist.ReduceOp.MIN)
+    return torch.where(earliest == never, -1, earliest)
 
 
 def _raise_if_diverged(first_bad: int, bad_values: torch.Tensor, names: list[str], epoch: int, state: RunState,
