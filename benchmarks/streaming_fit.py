@@ -2,7 +2,7 @@
 
 Writes float32 Parquet tables of ``--rows`` (default 5,000,000 and 500,000) × ``--cols`` (32)
 in row groups of 100,000 (in a temporary folder), then runs each fit in its own subprocess and
-reads its peak RSS (``ru_maxrss``):
+reads its peak RSS (``VmHWM``):
 
 - ``stream N``: ``Autoencoder("ae", 8, hidden=(64,), epochs=1, batch_size=1024).fit(path)``;
 - ``memory N`` (smallest size only): the same fit on ``pd.read_parquet(path)``.
@@ -30,9 +30,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 CHILD = textwrap.dedent("""
-    import json, resource, sys, time
+    import json, sys, time
     import pandas as pd
     from latentforge import Autoencoder
+    def peak_rss_mib():  # VmHWM: this process's own peak (ru_maxrss can carry the parent's over exec)
+        line = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024
     path, mode, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
     data = pd.read_parquet(path) if mode == "memory" else path
     started = time.perf_counter()
@@ -41,7 +44,7 @@ CHILD = textwrap.dedent("""
     total = time.perf_counter() - started
     epoch = est.history_[0]["seconds"]
     print(json.dumps({"rows": est.metrics_["n_train"], "epoch_s": epoch, "fit_s": total,
-                      "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "rss_mib": peak_rss_mib()}))
 """)
 
 

@@ -96,3 +96,28 @@ def test_rows_per_rank_counts_what_each_rank_reads(table):
     seen = [sum(len(c.rows) for c in iter_chunks(source, epoch=2, seed=0, rank=r, world_size=2, row_filter=keep))
             for r in (0, 1)]
     assert counts == seen and sum(counts) == int(keep(np.arange(3000)).sum())
+
+
+def test_embed_under_torchrun_writes_one_part_per_rank_and_a_manifest(table):
+    root, frame = table
+    frame.assign(key=np.arange(len(frame))).to_parquet(root / "keyed.parquet", row_group_size=250)
+    model = root / "keyed-model"
+    fitted = subprocess.run([sys.executable, "-m", "latentforge", "fit", str(root / "keyed.parquet"), *FIT,
+                             "--id-column", "key", "--out", str(model)], env=ENV, capture_output=True, text=True,
+                            timeout=300)
+    assert fitted.returncode == 0, fitted.stderr
+    done = _torchrun("-m", "latentforge", "embed", str(model), str(root / "keyed.parquet"), "--out",
+                     str(root / "parts"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    manifest = json.loads((root / "parts" / "_manifest.json").read_text())
+    assert manifest["world_size"] == 2 and manifest["rows"] == len(frame)
+    assert sorted(p.name for p in (root / "parts").glob("part-*.parquet")) == ["part-00000.parquet",
+                                                                               "part-00001.parquet"]
+    together = pd.read_parquet(root / "parts")                     # the folder reads back as one table
+    assert sorted(together["key"]) == list(range(len(frame)))     # every row once, across the ranks
+    expected = Autoencoder.load(model).transform(frame.assign(key=np.arange(len(frame))))
+    np.testing.assert_allclose(together.sort_values("key")[["z0", "z1", "z2"]].to_numpy(), expected, rtol=1e-5,
+                               atol=1e-6)
+    refused = _torchrun("-m", "latentforge", "embed", str(model), str(root / "keyed.parquet"), "--out",
+                        str(root / "one.parquet"))
+    assert refused.returncode != 0 and "give a folder" in refused.stderr

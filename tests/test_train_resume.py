@@ -160,7 +160,7 @@ def test_cli_fit_killed_then_resumed_equals_an_uninterrupted_fit(tmp_path):
     rng = np.random.default_rng(0)
     pd.DataFrame(rng.normal(size=(600, 5)), columns=list("abcde")).to_parquet(tmp_path / "t.parquet")
     args = ["fit", str(tmp_path / "t.parquet"), "--model", "vae", "--latent-dim", "2", "--hidden", "16",
-            "--epochs", "30", "--batch-size", "32", "--threads", "1", "--quiet"]
+            "--epochs", "12", "--batch-size", "32", "--threads", "1", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cli = [sys.executable, "-m", "latentforge"]
     proc = subprocess.Popen([*cli, *args, "--out", str(tmp_path / "m")], env=env, stderr=subprocess.PIPE)

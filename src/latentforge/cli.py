@@ -56,6 +56,12 @@ def _data():
     return data
 
 
+def _check_stream_output(out: Path, allowed: tuple[str, ...] | None = None) -> None:
+    from .estimator.streaming import check_outputs
+
+    check_outputs(out, allowed)
+
+
 def _load_model(path: Path, device: str = "cpu"):
     from .estimator import Autoencoder
 
@@ -232,10 +238,9 @@ def embed(
 ) -> None:
     """Write embeddings of DATA (id columns carried through). File inputs (Parquet, CSV, .npy,
     safetensors, image folders) are streamed in bounded chunks and the output written as they come."""
-    from .data import write_stream
-    from .estimator.streaming import iter_embeddings
+    from .estimator.streaming import iter_embeddings, write_outputs
 
-    _data().check_output_file(out)
+    _check_stream_output(out)
     if dims is not None and compatible_with is not None:
         raise InputError("use either --dims or --compatible-with, not both.")
     est = _load_model(model, device)
@@ -252,11 +257,11 @@ def embed(
     source, _ = _load_for_model(est, data, stream=True)
     width = [0]
 
-    def frames():
-        for ids, Z in iter_embeddings(est, source, embed=embed_rows):
+    def frames(rank: int, world_size: int):
+        for ids, Z in iter_embeddings(est, source, embed=embed_rows, rank=rank, world_size=world_size):
             width[0] = Z.shape[1]
             yield _with_ids(ids, pd.DataFrame(Z, columns=[f"z{i}" for i in range(Z.shape[1])])), Z
-    n = write_stream(out, frames(), source.n_rows)
+    n = write_outputs(out, frames, source.n_rows)
     _echo(f"wrote {n} embeddings of size {width[0]} to {out}")
 
 
@@ -293,17 +298,17 @@ def reconstruct(
 ) -> None:
     """Encode and decode DATA; tables come back in their original columns. File inputs are
     streamed in bounded chunks and the output written as they come."""
-    from .data import write_stream
-    from .estimator.streaming import iter_reconstructions
+    from .estimator.streaming import iter_reconstructions, write_outputs
 
-    _data().check_output_file(out)
+    _check_stream_output(out)
     est = _load_model(model, device)
     if est.preprocessor_.kind != "table":
-        _data().check_output_file(out, (".npy",))
+        _check_stream_output(out, (".npy",))
     source, _ = _load_for_model(est, data, stream=True)
-    chunks = (_with_ids(ids, rec) if isinstance(rec, pd.DataFrame) else (None, rec)
-              for ids, rec in iter_reconstructions(est, source))
-    n = write_stream(out, chunks, source.n_rows)
+    chunks = lambda rank, world_size: (  # noqa: E731
+        _with_ids(ids, rec) if isinstance(rec, pd.DataFrame) else (None, rec)
+        for ids, rec in iter_reconstructions(est, source, rank=rank, world_size=world_size))
+    n = write_outputs(out, chunks, source.n_rows)
     _echo(f"wrote {n} reconstructions to {out}")
 
 
@@ -340,22 +345,21 @@ def score(
     """Per-row anomaly score (higher = more anomalous) and an is_outlier flag; ids carried through.
     The threshold comes from the training scores saved with the model. File inputs are streamed in
     bounded chunks and the output written as they come."""
-    from .data import write_stream
     from .estimator import AnomalyDetector
-    from .estimator.streaming import iter_scores
+    from .estimator.streaming import iter_scores, write_outputs
 
-    _data().check_output_file(out)
+    _check_stream_output(out)
     est = _load_model(model, device)
     detector = AnomalyDetector.from_autoencoder(est, score=kind, contamination=contamination)
     source, _ = _load_for_model(est, data, stream=True)
     outliers = [0]
 
-    def frames():
-        for ids, s in iter_scores(detector, source):
+    def frames(rank: int, world_size: int):
+        for ids, s in iter_scores(detector, source, rank=rank, world_size=world_size):
             flags = s > detector.threshold_
             outliers[0] += int(flags.sum())
             yield _with_ids(ids, pd.DataFrame({"score": s, "is_outlier": flags})), s
-    n = write_stream(out, frames(), source.n_rows)
+    n = write_outputs(out, frames, source.n_rows)
     _echo(f"wrote {n} {kind} scores to {out} (higher = more anomalous; "
           f"{outliers[0]} above the threshold {detector.threshold_:.4g})")
 

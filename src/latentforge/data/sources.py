@@ -925,8 +925,18 @@ def iter_chunks(
     Iterator[Chunk]
         ``(rows, data)`` with ``rows`` int64 global row indices; never an empty chunk.
     """
-    source = open_source(source)
     shuffle_buffer = positive_int(shuffle_buffer, "shuffle_buffer", minimum=0)
+    chunks, consumer, n_consumers = _my_fragments(source, epoch, seed, shuffle, rank, world_size, row_filter)
+    if not shuffle:
+        return chunks
+    rng = np.random.default_rng([_seed(seed), _seed(epoch), 1, consumer, n_consumers])
+    return _shuffled(chunks, shuffle_buffer, rng)
+
+
+def _my_fragments(source: Any, epoch: int, seed: int, shuffle: bool, rank: int, world_size: int,
+                  row_filter: Callable[[np.ndarray], np.ndarray] | None) -> tuple[Iterator[Chunk], int, int]:
+    """This consumer's fragments of an epoch, filtered, in the epoch's order (no row shuffling yet)."""
+    source = open_source(source)
     consumer, n_consumers = _consumer(rank, world_size)
     if source.shardable:
         mine = _fragments_of(source, epoch, seed, shuffle, consumer, n_consumers)
@@ -934,11 +944,7 @@ def iter_chunks(
         chunks = source.iter_fragments(mine if source.seekable else np.sort(mine))
     else:
         chunks = source.iter_fragments()  # the data shards itself; each consumer reads its whole stream
-    chunks = _filtered(chunks, row_filter)
-    if not shuffle:
-        return chunks
-    rng = np.random.default_rng([_seed(seed), _seed(epoch), 1, consumer, n_consumers])
-    return _shuffled(chunks, shuffle_buffer, rng)
+    return _filtered(chunks, row_filter), consumer, n_consumers
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
@@ -996,19 +1002,40 @@ def iter_batches(
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """``(rows, features)`` batches of exactly ``batch_size`` rows (the last one shorter unless ``drop_last``).
 
-    ``transform(raw) -> features`` (e.g. a fitted preprocessor's ``transform``) runs once per chunk,
-    before re-batching, so it works vectorised on many rows; its output is cast to float32 and
-    must keep one row per input row. The remaining keyword arguments go to :func:`iter_chunks`.
+    ``transform(raw) -> features`` (e.g. a fitted preprocessor's ``transform``) runs once per
+    fragment, before re-batching, so it works vectorised on many rows; its output is cast to
+    float32 and must keep one row per input row. The shuffle buffer then mixes the *features*
+    (NumPy arrays, far cheaper to shuffle than raw DataFrames), with the same semantics as in
+    :func:`iter_chunks`, whose other keyword arguments it takes.
     """
     batch_size = positive_int(batch_size, "batch_size")
+    shuffle = iter_chunks_kwargs.get("shuffle", True)
+    buffer = positive_int(iter_chunks_kwargs.get("shuffle_buffer", DEFAULT_SHUFFLE_BUFFER), "shuffle_buffer",
+                          minimum=0)
+    seed, epoch = iter_chunks_kwargs.get("seed", 0), iter_chunks_kwargs.get("epoch", 0)
+    unknown = set(iter_chunks_kwargs) - {"shuffle", "shuffle_buffer", "seed", "epoch", "rank", "world_size",
+                                         "row_filter"}
+    if unknown:
+        raise TypeError(f"iter_batches() got unexpected keyword arguments {sorted(unknown)}")
+    fragments, consumer, n_consumers = _my_fragments(
+        source, epoch, seed, shuffle, iter_chunks_kwargs.get("rank", 0), iter_chunks_kwargs.get("world_size", 1),
+        iter_chunks_kwargs.get("row_filter"))
+
+    def featured() -> Iterator[Chunk]:
+        for chunk in fragments:
+            x = np.asarray(transform(chunk.data), dtype=np.float32)
+            if len(x) != len(chunk.rows):
+                raise InputError(f"transform returned {len(x)} rows for a chunk of {len(chunk.rows)}; "
+                                 "it must keep one row per input row.")
+            yield Chunk(chunk.rows, x)
+    chunks = featured()
+    if shuffle:  # the same buffer as iter_chunks', over features rather than raw rows
+        chunks = _shuffled(chunks, buffer, np.random.default_rng([_seed(seed), _seed(epoch), 1, consumer,
+                                                                   n_consumers]))
     rows_left: np.ndarray | None = None
     x_left: np.ndarray | None = None
-    for chunk in iter_chunks(source, **iter_chunks_kwargs):
-        x = np.asarray(transform(chunk.data), dtype=np.float32)
-        if len(x) != len(chunk.rows):
-            raise InputError(f"transform returned {len(x)} rows for a chunk of {len(chunk.rows)}; "
-                             "it must keep one row per input row.")
-        rows = chunk.rows
+    for chunk in chunks:
+        rows, x = chunk.rows, chunk.data
         if rows_left is not None:
             rows, x = np.concatenate([rows_left, rows]), np.concatenate([x_left, x])
         full = len(rows) - len(rows) % batch_size

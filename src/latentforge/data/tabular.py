@@ -617,22 +617,28 @@ class TabularPreprocessor:
             raise InputError("the table has no rows.")
         numeric = [c for c in self.columns_ if c["role"] == "numeric"]
         parts: list[np.ndarray] = []
-        indicators = []
-        for c in numeric:
-            v = _as_numbers(c["name"], frame[c["name"]])
-            miss = np.isnan(v)
-            v = np.where(miss, c["median"], v)
-            parts.append(((v - c["mean"]) / c["std"])[:, None])
-            if c["missing_indicator"]:
-                indicators.append(miss.astype(float)[:, None])
-        parts += indicators
+        if numeric:  # one (n, k) matrix: the same arithmetic per element, vectorised over columns
+            values = np.empty((len(frame), len(numeric)), order="F")  # column writes stay contiguous
+            for j, c in enumerate(numeric):
+                values[:, j] = _as_numbers(c["name"], frame[c["name"]])
+            miss = np.isnan(values)
+            stats = {key: np.array([c[key] for c in numeric]) for key in ("median", "mean", "std")}
+            parts.append((np.where(miss, stats["median"], values) - stats["mean"]) / stats["std"])
+            flagged = [j for j, c in enumerate(numeric) if c["missing_indicator"]]
+            if flagged:
+                parts.append(miss[:, flagged].astype(float))
         for c in self.columns_:
             if c["role"] == "categorical":
                 strings = _as_strings(frame[c["name"]])
                 index = {v: i for i, v in enumerate(c["categories"])}
                 codes = np.array([index.get(v, len(index)) for v in strings])
                 parts.append(np.eye(len(index) + 1)[codes])
-        return np.concatenate(parts, axis=1).astype(np.float32)
+        out = np.empty((len(frame), self.n_features), dtype=np.float32)
+        start = 0
+        for part in parts:  # each block cast to float32 as it is written: no float64 copy of the whole
+            out[:, start:start + part.shape[1]] = part
+            start += part.shape[1]
+        return out
 
     def inverse_transform(self, features: np.ndarray) -> pd.DataFrame:
         """Decoded feature matrix (means/probabilities) → a frame in the original columns."""

@@ -13,15 +13,23 @@ it comes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import itertools
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
-from ..data import Chunk, DataSource, ImageFolderSource, iter_chunks, open_source
+from ..data import Chunk, DataSource, ImageFolderSource, check_output_file, iter_chunks, open_source, write_stream
 from ..data.sources import DEFAULT_FRAGMENT_ROWS, Raw
 from ..errors import InputError
+from ..fsutil import atomic_write
+from ..train.distributed import all_reduce_sum, finish
+from ..train.distributed import context as distributed_context
 from ..validation import positive_int
 from .anomaly import AnomalyDetector
 from .autoencoder import Autoencoder
@@ -46,12 +54,12 @@ def _cut(chunk: Chunk, start: int, stop: int) -> Chunk:
     return Chunk(chunk.rows[start:stop], data)
 
 
-def _batches(source: DataSource, batch_rows: int) -> Iterator[Chunk]:
+def _batches(source: DataSource, batch_rows: int, rank: int = 0, world_size: int = 1) -> Iterator[Chunk]:
     """The source's rows in storage order, ``batch_rows`` at a time (the last batch shorter): large
     fragments are cut, so the work per call stays bounded, and small ones joined, so it is not tiny."""
     held: list[Chunk] = []
     n_held = 0
-    for chunk in iter_chunks(source, shuffle=False):
+    for chunk in iter_chunks(source, shuffle=False, rank=rank, world_size=world_size):
         held.append(chunk)
         n_held += len(chunk.rows)
         if n_held >= batch_rows:
@@ -77,7 +85,8 @@ def _id_reader(est: Autoencoder, source: DataSource) -> Callable[[Chunk], Ids]:
 
 
 def iter_applied(
-    est: Autoencoder, data: Any, fn: Callable[[Raw], Any], *, batch_rows: int | None = None,
+    est: Autoencoder, data: Any, fn: Callable[[Raw], Any], *, batch_rows: int | None = None, rank: int = 0,
+    world_size: int = 1,
 ) -> Iterator[tuple[Ids, Any]]:
     """``(ids, fn(raw))`` for each batch of ``data``'s raw rows, in storage order.
 
@@ -89,6 +98,8 @@ def iter_applied(
     fn : ``fn(raw) -> values`` with one row per input row, e.g. ``est.transform``; it must work
         row by row for the batches to add up to the call on the whole input.
     batch_rows : rows per batch (default :data:`DEFAULT_BATCH_ROWS`, 65,536).
+    rank, world_size : read only this rank's share of the fragments (``rank::world_size`` in
+        storage order), as each torchrun process does in :func:`write_outputs`.
 
     The source is opened (and checked) at once; rows are read as the iterator is consumed.
     """
@@ -98,7 +109,7 @@ def iter_applied(
     ids = _id_reader(est, source)
 
     def generate() -> Iterator[tuple[Ids, Any]]:
-        for chunk in _batches(source, batch_rows):
+        for chunk in _batches(source, batch_rows, rank, world_size):
             values = fn(chunk.data)
             if len(values) != len(chunk.rows):
                 raise InputError(f"{getattr(fn, '__name__', 'fn')} returned {len(values)} rows for a batch of "
@@ -109,6 +120,7 @@ def iter_applied(
 
 def iter_embeddings(
     est: Autoencoder, data: Any, *, batch_rows: int | None = None, embed: Callable[[Raw], np.ndarray] | None = None,
+    **share: int,
 ) -> Iterator[tuple[Ids, np.ndarray]]:
     """``(ids, Z)`` per batch: the embeddings ``est.transform(rows)``, shaped (n, latent_dim).
 
@@ -116,26 +128,71 @@ def iter_embeddings(
     ``latentforge.transform.embed_truncated`` or ``compatible_embedding`` this way). See
     :func:`iter_applied` for ``data`` and ``batch_rows``.
     """
-    return iter_applied(est, data, est.transform if embed is None else embed, batch_rows=batch_rows)
+    return iter_applied(est, data, est.transform if embed is None else embed, batch_rows=batch_rows, **share)
 
 
 def iter_reconstructions(
-    est: Autoencoder, data: Any, *, batch_rows: int | None = None,
+    est: Autoencoder, data: Any, *, batch_rows: int | None = None, **share: int,
 ) -> Iterator[tuple[Ids, pd.DataFrame | np.ndarray]]:
     """``(ids, est.reconstruct(rows))`` per batch: a DataFrame in the original columns for tables,
     (n, C, H, W) arrays for images. See :func:`iter_applied` for ``data`` and ``batch_rows``."""
-    return iter_applied(est, data, est.reconstruct, batch_rows=batch_rows)
+    return iter_applied(est, data, est.reconstruct, batch_rows=batch_rows, **share)
 
 
 def iter_scores(
-    detector: AnomalyDetector, data: Any, *, batch_rows: int | None = None,
+    detector: AnomalyDetector, data: Any, *, batch_rows: int | None = None, **share: int,
 ) -> Iterator[tuple[Ids, np.ndarray]]:
     """``(ids, detector.decision_function(rows))`` per batch: outlier scores (n,), higher = more
     anomalous, against the detector's training statistics (e.g.
     ``AnomalyDetector.from_autoencoder(est)``); ``detector.threshold_`` flags outliers.
     See :func:`iter_applied` for ``data`` and ``batch_rows``."""
     require_fitted(detector)
-    return iter_applied(detector.autoencoder_, data, detector.decision_function, batch_rows=batch_rows)
+    return iter_applied(detector.autoencoder_, data, detector.decision_function, batch_rows=batch_rows, **share)
 
 
-__all__ = ["DEFAULT_BATCH_ROWS", "iter_applied", "iter_embeddings", "iter_reconstructions", "iter_scores"]
+MANIFEST = "_manifest.json"  # a leading underscore: Parquet readers skip it when reading the folder
+
+
+def check_outputs(path: str | Path, allowed: tuple[str, ...] | None = None) -> None:
+    """Check (before any work) that ``path`` can take the output: a file of an ``allowed`` type in
+    one process, a folder of parts under torchrun (``WORLD_SIZE`` > 1)."""
+    path = Path(path)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if path.suffix:
+            raise InputError(f"under torchrun every rank writes a part: give a folder for --out, not the file {path}.")
+        return
+    check_output_file(path, *(() if allowed is None else (allowed,)))
+
+
+def write_outputs(path: str | Path, chunks_of: Callable[[int, int], Iterable[Any]], n_rows: int) -> int:
+    """Write a stream of output chunks to ``path`` and return the rows written.
+
+    ``chunks_of(rank, world_size)`` yields the chunks of one share (e.g. ``iter_embeddings(...,
+    rank=rank, world_size=world_size)`` turned into frames). In one process: one file, written by
+    :func:`latentforge.data.write_stream`. Under torchrun: ``path`` is a folder; each rank writes
+    its share (fragments ``rank::world_size``) to ``part-RANK.parquet`` and rank 0 writes
+    ``_manifest.json`` (parts, rows per part); ``pd.read_parquet(path)`` reads the folder back as
+    one table, ranks' parts one after another (the id columns say which row is which).
+    """
+    check_outputs(path)
+    ctx = distributed_context()
+    if not ctx.active:
+        return write_stream(path, chunks_of(0, 1), n_rows)
+    path = Path(path)
+    chunks = iter(chunks_of(ctx.rank, ctx.world_size))
+    first = next(chunks, None)
+    rows = 0 if first is None else write_stream(path / f"part-{ctx.rank:05d}.parquet",
+                                                itertools.chain([first], chunks))
+    counts = torch.zeros(ctx.world_size, dtype=torch.long)
+    counts[ctx.rank] = rows
+    counts = all_reduce_sum(counts, ctx).tolist()
+    if ctx.is_main:
+        parts = [{"file": f"part-{r:05d}.parquet", "rows": n} for r, n in enumerate(counts) if n]
+        atomic_write(path / MANIFEST, json.dumps({"world_size": ctx.world_size, "rows": sum(counts),
+                                                  "parts": parts}, indent=2).encode())
+    finish(ctx)
+    return sum(counts)
+
+
+__all__ = ["DEFAULT_BATCH_ROWS", "MANIFEST", "iter_applied", "iter_embeddings", "iter_reconstructions", "iter_scores",
+           "check_outputs", "write_outputs"]

@@ -6,8 +6,10 @@ epoch is asked for first, so a resumed run reads exactly the batches an uninterr
 from __future__ import annotations
 
 import math
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -64,14 +66,17 @@ class TensorBatches:
         return steps_per_epoch(self)
 
     def epoch(self, epoch: int, skip: int = 0) -> Iterator[torch.Tensor]:
-        share = slice(self.rank, None, self.world_size)
         if not self.shuffle:
             for start in range(skip * self.batch_size, self.n_rows, self.batch_size):
-                yield self.X[start:start + self.batch_size][share]
+                yield self._share(self.X[start:start + self.batch_size])
             return
         order = self._order(epoch)
         for step in range(skip, steps_per_epoch(self)):
-            yield self.X[order[step * self.batch_size:(step + 1) * self.batch_size][share]]
+            yield self.X[self._share(order[step * self.batch_size:(step + 1) * self.batch_size])]
+
+    def _share(self, rows: torch.Tensor) -> torch.Tensor:
+        """This rank's part of a global batch (all of it in one process)."""
+        return rows if self.world_size == 1 else rows[self.rank::self.world_size]
 
 
 class StreamBatches:
@@ -95,7 +100,7 @@ class StreamBatches:
 
     def epoch(self, epoch: int, skip: int = 0) -> Iterator[torch.Tensor]:
         limit = self._steps(epoch) if self._steps is not None else None
-        for step, features in enumerate(self.read(epoch)):
+        for step, features in enumerate(prefetched(self.read(epoch), PREFETCH)):
             if limit is not None and step >= limit:
                 return
             if step < skip:  # resuming mid-epoch: the stream is replayed up to the saved position
@@ -104,6 +109,55 @@ class StreamBatches:
             if self.pin:
                 batch = batch.pin_memory()
             yield batch.to(self.device, non_blocking=self.pin)
+
+
+T = TypeVar("T")
+PREFETCH = 4  # batches read ahead by the background reader
+
+
+class _Failed:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def prefetched(items: Iterable[T], depth: int) -> Iterator[T]:
+    """The items of ``items`` in order, produced by a background thread up to ``depth`` ahead, so
+    reading and preprocessing the next batches overlaps the training step (pyarrow, NumPy and most
+    of pandas release the GIL). An error in the reader is raised here; stopping early stops it."""
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop, done = threading.Event(), object()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(done)
+        except BaseException as error:  # handed to the consumer, which raises it
+            put(_Failed(error))
+
+    reader = threading.Thread(target=produce, name="latentforge-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is done:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        reader.join(timeout=5)
 
 
 def as_batches(data: Any, batch_size: int, seed: int, device: torch.device, shuffle: bool = True, rank: int = 0,

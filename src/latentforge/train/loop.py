@@ -204,7 +204,9 @@ def train_model(
                     for regularizer in regularizers:
                         extra = regularizer(model, x)
                         terms = {**terms, **extra, "total": terms["total"] + sum(extra.values())}
-                values = torch.stack([v.detach().float() for v in terms.values()])
+                values = torch.stack([v.detach() for v in terms.values()])
+                if amp_dtype is not None:
+                    values = values.float()
                 if not names:
                     names, sums = list(terms), torch.zeros(len(terms), device=device)
                 if sync_every == 1:  # CPU: reading the flag costs nothing, so stop before the bad step
