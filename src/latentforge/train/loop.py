@@ -22,7 +22,7 @@ import torch
 
 from ..config import TrainConfig, resolve_device
 from ..errors import InputError, TrainingDivergedError
-from .batches import Batches, as_batches, steps_per_epoch
+from .batches import Batches, as_batches
 from .checkpoint import RunState, load_checkpoint, remove_checkpoint, save_checkpoint
 from .distributed import DistContext, all_reduce_sum, context, data_parallel, local_device
 from .posterior import fit_posterior
