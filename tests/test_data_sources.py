@@ -16,7 +16,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from latentforge.data.images import load_image_folder
-from latentforge.data.sources import (
+from latentforge.data import (
     Chunk,
     CsvSource,
     DataSource,

@@ -56,30 +56,25 @@ def _data():
     return data
 
 
-def _check_stream_output(out: Path, allowed: tuple[str, ...] | None = None) -> None:
-    from .estimator.streaming import check_outputs
-
-    check_outputs(out, allowed)
-
-
 def _load_model(path: Path, device: str = "cpu"):
     from .estimator import Autoencoder
 
     return Autoencoder.load(path, device=device)
 
 
-def _load_for_model(est: Any, source: str, stream: bool = False):
-    """Load DATA for an existing model: the whole table (known id/label columns pass through).
-
-    With ``stream``: ``(DataSource, None)`` for the generators of :mod:`latentforge.estimator.streaming`,
-    which carry the ids chunk by chunk. A streamable file or folder (the rule of ``fit``) is only
-    opened, never read whole; built-in datasets and .npz archives cannot be read lazily and are
-    loaded first, as before.
-    """
+def _open_for_model(source: str):
+    """DATA as a source for the generators of :mod:`latentforge.estimator.streaming`, which carry the
+    ids chunk by chunk: a streamable file or folder (the rule of ``fit``) is only opened, never read
+    whole; built-in datasets and .npz archives cannot be read lazily and are loaded first."""
     from .data import load_dataset, open_source
 
-    if stream:
-        return open_source(Path(source) if _is_streamed(source) else load_dataset(source)), None
+    return open_source(Path(source) if _is_streamed(source) else load_dataset(source))
+
+
+def _load_for_model(est: Any, source: str):
+    """Load DATA for an existing model: the whole table (known id/label columns pass through)."""
+    from .data import load_dataset
+
     data = load_dataset(source)
     ids = data.ids
     if data.kind == "table":
@@ -238,9 +233,9 @@ def embed(
 ) -> None:
     """Write embeddings of DATA (id columns carried through). File inputs (Parquet, CSV, .npy,
     safetensors, image folders) are streamed in bounded chunks and the output written as they come."""
-    from .estimator.streaming import iter_embeddings, write_outputs
+    from .estimator.streaming import check_outputs, iter_embeddings, write_outputs
 
-    _check_stream_output(out)
+    check_outputs(out)
     if dims is not None and compatible_with is not None:
         raise InputError("use either --dims or --compatible-with, not both.")
     est = _load_model(model, device)
@@ -254,7 +249,7 @@ def embed(
         from .transform import embed_truncated
 
         embed_rows = lambda X: embed_truncated(est, X, dims, order=order)  # noqa: E731 (per row: streams)
-    source, _ = _load_for_model(est, data, stream=True)
+    source = _open_for_model(data)
     width = [0]
 
     def frames(rank: int, world_size: int):
@@ -298,13 +293,13 @@ def reconstruct(
 ) -> None:
     """Encode and decode DATA; tables come back in their original columns. File inputs are
     streamed in bounded chunks and the output written as they come."""
-    from .estimator.streaming import iter_reconstructions, write_outputs
+    from .estimator.streaming import check_outputs, iter_reconstructions, write_outputs
 
-    _check_stream_output(out)
+    check_outputs(out)
     est = _load_model(model, device)
     if est.preprocessor_.kind != "table":
-        _check_stream_output(out, (".npy",))
-    source, _ = _load_for_model(est, data, stream=True)
+        check_outputs(out, (".npy",))
+    source = _open_for_model(data)
     chunks = lambda rank, world_size: (  # noqa: E731
         _with_ids(ids, rec) if isinstance(rec, pd.DataFrame) else (None, rec)
         for ids, rec in iter_reconstructions(est, source, rank=rank, world_size=world_size))
@@ -346,12 +341,12 @@ def score(
     The threshold comes from the training scores saved with the model. File inputs are streamed in
     bounded chunks and the output written as they come."""
     from .estimator import AnomalyDetector
-    from .estimator.streaming import iter_scores, write_outputs
+    from .estimator.streaming import check_outputs, iter_scores, write_outputs
 
-    _check_stream_output(out)
+    check_outputs(out)
     est = _load_model(model, device)
     detector = AnomalyDetector.from_autoencoder(est, score=kind, contamination=contamination)
-    source, _ = _load_for_model(est, data, stream=True)
+    source = _open_for_model(data)
     outliers = [0]
 
     def frames(rank: int, world_size: int):

@@ -31,9 +31,10 @@ def atomic_directory(target: str | Path, marker: str = "model.json") -> Iterator
     target = Path(target)
     check_output_dir(target, marker)
     target.parent.mkdir(parents=True, exist_ok=True)
-    for stale in target.parent.glob(f".{glob.escape(target.name)}.[to][ml][pd]-*"):  # left by a killed write
-        if stale.is_dir() and stale.name.startswith((f".{target.name}.tmp-", f".{target.name}.old-")):
-            shutil.rmtree(stale, ignore_errors=True)
+    for kind in ("tmp", "old"):  # what a killed write left behind
+        for stale in target.parent.glob(f".{glob.escape(target.name)}.{kind}-*"):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         tmp.chmod(_umask_mode(0o777))

@@ -19,10 +19,10 @@ from .io import (
     write_output,
     write_stream,
 )
+from .chunks import Chunk
 from .sources import (
     DEFAULT_SHUFFLE_BUFFER,
     ArraySource,
-    Chunk,
     CsvSource,
     DataSource,
     ImageFolderSource,
@@ -31,12 +31,9 @@ from .sources import (
     SafetensorsSource,
     TorchSource,
     TorchStreamSource,
-    hash_split,
-    iter_batches,
-    iter_chunks,
     open_source,
-    rows_per_rank,
 )
+from .streams import hash_split, iter_batches, iter_chunks, rebatch, rows_per_rank
 from .split import split_dataset, split_indices
 from .tabular import DEFAULT_RESERVOIR, TableStats, TabularPreprocessor
 
@@ -76,7 +73,7 @@ def preprocessor_from_state(state: dict[str, Any]) -> Preprocessor:
 __all__ = [
     "ArraySource", "Chunk", "CsvSource", "DEFAULT_RESERVOIR", "DEFAULT_SHUFFLE_BUFFER", "DataSource", "ImageFolderSource",
     "NpySource", "ParquetSource", "SafetensorsSource", "TableStats", "TorchSource", "TorchStreamSource", "hash_split",
-    "iter_batches", "iter_chunks", "open_source", "rows_per_rank",
+    "iter_batches", "iter_chunks", "open_source", "rebatch", "rows_per_rank",
     "BUILTIN", "OUTPUT_SUFFIXES", "Dataset", "check_output_file", "write_output", "write_stream", "ImagePreprocessor", "Preprocessor", "TabularPreprocessor", "as_model_input",
     "dataset_from_frame", "load_builtin", "load_dataset", "make_preprocessor", "make_shapes",
     "preprocessor_from_state", "read_table", "split_dataset", "split_indices",

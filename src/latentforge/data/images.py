@@ -57,29 +57,56 @@ def load_image_array(path: Path) -> np.ndarray:
     return as_nchw(array, source=str(path))
 
 
-def load_image_folder(path: Path) -> tuple[np.ndarray, list[str]]:
-    """Load every PNG/JPEG in a folder (sorted by name) as one (N, C, H, W) uint8 array."""
+GREY_MODES = ("L", "1", "LA", "I", "I;16")  # PIL modes read as one grey channel
+
+
+def scan_image_folder(path: Path) -> tuple[list[Path], str, tuple[int, int, int]]:
+    """(files sorted by name, PIL mode to decode with, (C, H, W)) of a folder of PNG/JPEG files,
+    from the headers alone: grey-only folders give one channel, anything else RGB; all images must
+    share one size (an error names the odd one)."""
     from PIL import Image, UnidentifiedImageError
 
     files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise InputError(f"the folder {path} contains no PNG or JPEG images.")
-    images = []
-    try:
-        opened = [Image.open(f) for f in files]
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(f"an image in {path} cannot be read ({exc}).") from None
-    mode = "L" if all(im.mode in ("L", "1", "LA", "I", "I;16") for im in opened) else "RGB"
-    size = opened[0].size
-    for f, im in zip(files, opened):
-        if im.size != size:
-            raise InputError(f"image {f.name} is {im.size[0]}x{im.size[1]} but {files[0].name} is {size[0]}x{size[1]}; all images must share one size.")
+    grey, size = True, None
+    for f in files:
         try:
-            a = np.asarray(im.convert(mode), dtype=np.uint8)
+            with Image.open(f) as im:
+                this_size, mode = im.size, im.mode
+        except (UnidentifiedImageError, OSError) as exc:
+            raise InputError(f"an image in {path} cannot be read ({exc}).") from None
+        if size is None:
+            size = this_size
+        elif this_size != size:
+            raise InputError(f"image {f.name} is {this_size[0]}x{this_size[1]} but {files[0].name} is "
+                             f"{size[0]}x{size[1]}; all images must share one size.")
+        grey = grey and mode in GREY_MODES
+    return files, "L" if grey else "RGB", (1 if grey else 3, size[1], size[0])
+
+
+def decode_images(files: list[Path], mode: str, shape: tuple[int, int, int]) -> np.ndarray:
+    """The files decoded in ``mode`` as one (N, C, H, W) uint8 array, one file open at a time."""
+    from PIL import Image
+
+    out = np.empty((len(files), *shape), dtype=np.uint8)
+    for i, f in enumerate(files):
+        try:
+            with Image.open(f) as im:
+                pixels = np.asarray(im.convert(mode), dtype=np.uint8)
         except OSError as exc:
             raise InputError(f"image {f.name} cannot be decoded ({exc}).") from None
-        images.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
-    return np.stack(images), [f.name for f in files]
+        pixels = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+        if pixels.shape != shape:
+            raise InputError(f"image {f.name} is now shaped {pixels.shape}, not {shape}; the folder changed.")
+        out[i] = pixels
+    return out
+
+
+def load_image_folder(path: Path) -> tuple[np.ndarray, list[str]]:
+    """Load every PNG/JPEG in a folder (sorted by name) as one (N, C, H, W) uint8 array."""
+    files, mode, shape = scan_image_folder(path)
+    return decode_images(files, mode, shape), [f.name for f in files]
 
 
 class ImagePreprocessor:

@@ -24,8 +24,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..data import Chunk, DataSource, ImageFolderSource, check_output_file, iter_chunks, open_source, write_stream
-from ..data.sources import DEFAULT_FRAGMENT_ROWS, Raw
+from ..data import (
+    Chunk,
+    DataSource,
+    ImageFolderSource,
+    check_output_file,
+    iter_chunks,
+    open_source,
+    rebatch,
+    write_stream,
+)
+from ..data.chunks import Raw
+from ..data.sources import DEFAULT_FRAGMENT_ROWS
 from ..errors import InputError
 from ..fsutil import atomic_write
 from ..train.distributed import all_reduce_sum, finish
@@ -41,35 +51,10 @@ DEFAULT_BATCH_ROWS = DEFAULT_FRAGMENT_ROWS
 Ids = pd.DataFrame | None
 
 
-def _join(parts: list[Chunk]) -> Chunk:
-    if len(parts) == 1:
-        return parts[0]
-    raws = [p.data for p in parts]
-    return Chunk(np.concatenate([p.rows for p in parts]),
-                 pd.concat(raws) if isinstance(raws[0], pd.DataFrame) else np.concatenate(raws))
-
-
-def _cut(chunk: Chunk, start: int, stop: int) -> Chunk:
-    data = chunk.data.iloc[start:stop] if isinstance(chunk.data, pd.DataFrame) else chunk.data[start:stop]
-    return Chunk(chunk.rows[start:stop], data)
-
-
 def _batches(source: DataSource, batch_rows: int, rank: int = 0, world_size: int = 1) -> Iterator[Chunk]:
     """The source's rows in storage order, ``batch_rows`` at a time (the last batch shorter): large
     fragments are cut, so the work per call stays bounded, and small ones joined, so it is not tiny."""
-    held: list[Chunk] = []
-    n_held = 0
-    for chunk in iter_chunks(source, shuffle=False, rank=rank, world_size=world_size):
-        held.append(chunk)
-        n_held += len(chunk.rows)
-        if n_held >= batch_rows:
-            joined, full = _join(held), n_held - n_held % batch_rows
-            for a in range(0, full, batch_rows):
-                yield _cut(joined, a, a + batch_rows)
-            held = [_cut(joined, full, n_held)] if full < n_held else []
-            n_held -= full
-    if held:
-        yield _join(held)
+    return rebatch(iter_chunks(source, shuffle=False, rank=rank, world_size=world_size), batch_rows)
 
 
 def _id_reader(est: Autoencoder, source: DataSource) -> Callable[[Chunk], Ids]:
