@@ -30,6 +30,7 @@ STAGES: dict[str, int] = {
     "estimator": 7,
     "transform": 8,                                               # post-training tools on fitted estimators
     "workflows": 9,                                               # evaluation, compare, demo
+    "sae": 9,                                                     # sparse autoencoders on activations
     "cli": 10,
     "__root__": 11,                                               # latentforge/__init__.py re-exports the API
     "__main__": 12,                                               # python -m latentforge → the CLI

@@ -148,3 +148,31 @@ def test_regularizers_add_named_terms_to_the_loss():
     rec = hist[0]
     assert rec["train_total"] == pytest.approx(rec["train_reconstruction"] + rec["train_code_l2"], rel=1e-5)
     assert "val_code_l2" not in rec                            # validation reports the model's own loss
+
+
+def test_warmup_and_linear_decay_follow_their_closed_form():
+    from latentforge.train.loop import make_scheduler
+
+    def lrs(schedule: str, warmup: int, total: int = 50) -> list[float]:
+        param = torch.nn.Parameter(torch.zeros(()))
+        optimizer = torch.optim.SGD([param], lr=2.0)
+        scheduler = make_scheduler(optimizer, TrainConfig(schedule=schedule, warmup_steps=warmup, lr=2.0), total)
+        out = []
+        for _ in range(total):
+            out.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+        return out
+    got = lrs("linear_decay", 10)
+    for step, lr in enumerate(got):  # ramp over 10 steps, constant, then linear to 0 over the last fifth of 40
+        t = (step - 10) / 40
+        expected = 2.0 * (step + 1) / 10 if step < 10 else 2.0 * min(1.0, (1 - t) / 0.2)
+        assert lr == pytest.approx(expected)
+    cosine = lrs("cosine", 5)
+    assert cosine[4] == pytest.approx(2.0) and cosine[5] == pytest.approx(2.0)
+    assert cosine[30] == pytest.approx(1.0 + math.cos(math.pi * 25 / 45))
+    plain = lrs("cosine", 0)  # without warm-up: PyTorch's CosineAnnealingLR, as before
+    assert plain[25] == pytest.approx(1.0 + math.cos(math.pi * 25 / 50))
+    with pytest.raises(InputError, match="plateau"):
+        TrainConfig(schedule="plateau", warmup_steps=3)

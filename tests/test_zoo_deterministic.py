@@ -221,9 +221,21 @@ def test_topk_codes_have_exactly_k_nonzeros_the_k_largest(digits_split):
         torch.testing.assert_close(row_z, expected)
     # while training, the kept count anneals linearly from latent_dim (step 0) down to k
     model.train()
-    for step, kept in ((0, 8), (model.hp["k_anneal_steps"] * 2 // 5, 6), (model.hp["k_anneal_steps"], 3), (10**6, 3)):
+    model.begin_training(total_steps=5000, batch_size=64)  # the default anneals over a tenth of the run
+    assert model.anneal_steps == 500
+    for step, kept in ((0, 8), (200, 6), (500, 3), (10**6, 3)):
         model.step.fill_(step)
         assert torch.all((model.encode(x)["z"] != 0).sum(1) == kept)
+
+
+def test_topk_default_annealing_ends_within_a_short_run(digits_split):
+    train, _ = digits_split
+    est = Autoencoder("topk_ae", 8, k=3, **dict(FAST, val_fraction=0.0)).fit(train[:300])
+    steps = int(est.model_.step)
+    assert 0 < est.model_.anneal_steps <= steps // 10 + 1  # annealing is over long before the end
+    explicit = build_model("topk_ae", (6,), [("gaussian", 0, 6)], 8, Architecture(hidden=(8,)), {"k_anneal_steps": 70})
+    explicit.begin_training(total_steps=10, batch_size=4)
+    assert explicit.anneal_steps == 70  # an explicit length is kept
 
 
 def test_topk_k_is_checked_and_defaults_to_half_the_code():

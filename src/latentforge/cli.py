@@ -1,6 +1,7 @@
 """Command-line interface: parse flags, call the estimator or a workflow, print — no business logic.
 
-Commands: ``latentforge fit | embed | align | reconstruct | generate | score | evaluate | compare | demo | models | datasets``.
+Commands: ``latentforge fit | embed | align | reconstruct | generate | score | evaluate | compare | demo | models | datasets``,
+``latentforge activations`` and ``latentforge sae fit | evaluate | inspect``.
 
 Exit status: 0 success, 2 bad input (one sentence naming the culprit), 1 internal error.
 ``--debug`` (anywhere on the line) shows the full traceback instead.
@@ -474,6 +475,170 @@ def datasets() -> None:
 
     for name, (_, description) in BUILTIN.items():
         typer.echo(f"{name:<14} {description}")
+
+
+# -- sparse autoencoders on model activations --------------------------------------------------
+sae_app = typer.Typer(no_args_is_help=True, help="Sparse autoencoders on model activations: fit, evaluate, inspect.")
+app.add_typer(sae_app, name="sae")
+
+
+@app.command()
+def activations(
+    model_dir: Annotated[Path, typer.Argument(help="A local Hugging Face model directory (save_pretrained; loaded offline).")],
+    layer: Annotated[str, typer.Option(help="Module whose output is stored, e.g. encoder.layer.3 or h.5.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Activations directory to write (sharded safetensors).")],
+    text: Annotated[Path | None, typer.Option(help="Text file: one document per non-empty line.")] = None,
+    dataset: Annotated[Path | None, typer.Option(help="Parquet file or folder holding the documents.")] = None,
+    column: Annotated[str | None, typer.Option(help="With --dataset: the text column. [default: the only string column]")] = None,
+    batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 32,
+    max_length: Annotated[int, typer.Option(help="Tokens per window; longer texts are cut into several windows.")] = 128,
+    shard_tokens: Annotated[int, typer.Option(help="Tokens per safetensors shard.")] = 262_144,
+    dtype: Annotated[str, typer.Option(help="Stored dtype: float32, float16 or bfloat16.")] = "float32",
+    keep_special: Annotated[bool, typer.Option("--keep-special", help="Also store special tokens ([CLS], [SEP], BOS...).")] = False,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    quiet: Quiet = False,
+) -> None:
+    """Run documents through MODEL_DIR and store the activations at --layer for every token
+    (padding and special tokens left out), with token ids and positions, streaming in bounded memory."""
+    from .sae import extract_activations, read_texts
+
+    if (text is None) == (dataset is None):
+        raise InputError("give the documents with exactly one of --text FILE or --dataset PARQUET.")
+    if column is not None and dataset is None:
+        raise InputError("--column applies to --dataset only.")
+    texts = read_texts(text) if text is not None else read_texts(dataset, column=column)
+    store = extract_activations(model_dir, layer, texts, out, batch_size=batch_size, max_length=max_length,
+                                shard_tokens=shard_tokens, dtype=dtype, keep_special=keep_special, device=device,
+                                progress=False if quiet else None)
+    m = store.manifest
+    _echo(f"wrote {m['n_tokens']} activations of size {m['d']} ({m['n_sequences']} windows of {m['n_texts']} "
+          f"texts, layer {m['layer']}) to {out}")
+
+
+@sae_app.command("fit")
+def sae_fit(
+    data: Annotated[str, typer.Argument(help="Activations: a 'latentforge activations' directory, safetensors, Parquet or .npy.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="SAE directory to write.")],
+    architecture: Annotated[str, typer.Option(help="topk, batchtopk, jumprelu, relu or matryoshka.")] = "topk",
+    n_features: Annotated[int | None, typer.Option(help="Dictionary size. [default: 8 × the activation size]")] = None,
+    k: Annotated[int, typer.Option(help="Active latents per token (topk; batchtopk and matryoshka: on average).")] = 32,
+    l1_coefficient: Annotated[float | None, typer.Option(help="relu: L1 weight. [default: 1]")] = None,
+    l0_coefficient: Annotated[float | None, typer.Option(help="jumprelu: L0 weight. [default: 1]")] = None,
+    prefixes: Annotated[str | None, typer.Option(help="matryoshka: nested sizes, comma-separated, ending at n_features. [default: F/16,F/8,F/4,F/2,F]")] = None,
+    dead_tokens: Annotated[int | None, typer.Option(help="Tokens a latent must stay silent to count as dead (AuxK). [default: a twentieth of the run, ≤ 10M]")] = None,
+    epochs: Annotated[int, typer.Option(help="Passes over the activations.")] = 1,
+    batch_size: Annotated[int, typer.Option(help="Tokens per step.")] = 4096,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate (Adam). [default: 4e-4·√(16384/F), in [1e-4, 3e-3]]")] = None,
+    warmup_steps: Annotated[int | None, typer.Option(help="LR warm-up steps. [default: 5% of the run, ≤ 1000]")] = None,
+    val_fraction: Annotated[float, typer.Option(help="Share of tokens held out (seeded hash of the row index).")] = 0.02,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    threads: Annotated[int | None, typer.Option(help="CPU threads. [default: PyTorch's]")] = None,
+    precision: Annotated[str, typer.Option(help="fp32, bf16 or fp16 (autocast).")] = "fp32",
+    resume: Annotated[bool, typer.Option("--resume", help="Continue a killed run from its checkpoint (OUT.checkpoint).")] = False,
+    checkpoint_every: Annotated[int | None, typer.Option(help="Save a checkpoint every N steps. [default: every epoch]")] = None,
+    keep_checkpoints: Annotated[bool, typer.Option("--keep-checkpoints", help="Keep OUT.checkpoint after the run.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train a sparse autoencoder on DATA (streamed in bounded chunks) and save it to --out; the run
+    is checkpointed beside the output and a killed run continues with --resume; works under torchrun."""
+    from .artifacts import manifest_name
+    from .fsutil import check_output_dir
+    from .sae import SparseAutoencoder
+
+    check_output_dir(out, marker=manifest_name("sae"))
+    sae = SparseAutoencoder(
+        architecture, n_features, k=k, l1_coefficient=l1_coefficient, l0_coefficient=l0_coefficient,
+        prefixes=None if prefixes is None else _parse_ints(prefixes, "--prefixes"), dead_tokens=dead_tokens,
+        epochs=epochs, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, val_fraction=val_fraction, seed=seed,
+        device=device, threads=threads, precision=precision, checkpoint_every=checkpoint_every,
+        keep_checkpoints=keep_checkpoints, verbose=False if quiet else None)
+    checkpoint = out.parent / f"{out.name}.checkpoint"
+    if resume and not (checkpoint / "checkpoint.json").is_file():
+        raise InputError(f"--resume: there is no checkpoint at {checkpoint} to resume from.")
+    sae.fit(data, checkpoint=checkpoint, resume=resume)
+    from .train.distributed import context, finish
+
+    ctx = context()
+    if ctx.is_main:
+        sae.save(out)
+    finish(ctx)
+    if ctx.is_main:
+        m = sae.metrics_
+        _echo(f"saved a {architecture} SAE with {sae.module_.n_features} features to {out} (held-out FVU "
+              f"{m['fvu']:.4f}, L0 {m['l0']:.1f}, dead {m['dead_fraction']:.1%})")
+
+
+@sae_app.command("evaluate")
+def sae_evaluate(
+    sae_dir: Annotated[Path, typer.Argument(help="SAE directory from 'latentforge sae fit'.")],
+    data: Annotated[str, typer.Argument(help="Held-out activations (same kinds of input as 'sae fit').")],
+    max_tokens: Annotated[int, typer.Option(help="Tokens measured at most.")] = 1_000_000,
+    text: Annotated[Path | None, typer.Option(help="Documents (one per line) for downstream fidelity: the reconstruction is spliced into the model of the activations directory.")] = None,
+    max_texts: Annotated[int, typer.Option(help="With --text: documents used at most.")] = 256,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures to this JSON file.")] = None,
+    device: Device = "cpu",
+) -> None:
+    """Held-out FVU, explained variance, MSE, L0, dead and dense fractions of an SAE; with --text,
+    how much of the model's output is kept when its activations are replaced by the reconstruction."""
+    import itertools
+
+    from .fsutil import atomic_write
+    from .sae import SparseAutoencoder, downstream_fidelity, is_activations_dir, open_activations, read_texts
+
+    sae = SparseAutoencoder.load(sae_dir, device=device)
+    result = sae.evaluate(data, max_tokens=max_tokens)
+    if text is not None:
+        if not is_activations_dir(data):
+            raise InputError("--text needs DATA to be an activations directory (it names the model and layer).")
+        m = open_activations(data).manifest
+        texts = list(itertools.islice(read_texts(text), max_texts))
+        result["downstream"] = downstream_fidelity(m["model"], m["layer"], texts, sae.reconstruct_torch,
+                                                   max_length=m["max_length"], keep_special=m["keep_special"],
+                                                   device=device)
+    for key in ("tokens", "fvu", "explained_variance", "mse", "l0", "dead_fraction", "dense_fraction"):
+        typer.echo(f"{key:<20} {result[key]:.6g}")
+    for key, value in result.get("downstream", {}).items():
+        typer.echo(f"{key:<20} {value:.6g}" if isinstance(value, float) else f"{key:<20} {value}")
+    if json_out is not None:
+        atomic_write(json_out, json.dumps(_strict_json(result), indent=2, allow_nan=False).encode())
+        _echo(f"wrote the figures to {json_out}")
+
+
+def _strict_json(value: Any) -> Any:
+    """``value`` with non-finite floats as null, so the file is strict JSON."""
+    if isinstance(value, dict):
+        return {k: _strict_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strict_json(v) for v in value]
+    if isinstance(value, float) and value != value or value in (float("inf"), float("-inf")):
+        return None
+    return value
+
+
+@sae_app.command("inspect")
+def sae_inspect(
+    sae_dir: Annotated[Path, typer.Argument(help="SAE directory from 'latentforge sae fit'.")],
+    activations_dir: Annotated[Path, typer.Argument(help="Activations directory from 'latentforge activations'.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")],
+    max_tokens: Annotated[int, typer.Option(help="Tokens scanned for densities and top contexts.")] = 200_000,
+    top_contexts: Annotated[int, typer.Option(help="Top-activating contexts kept per feature.")] = 10,
+    features: Annotated[int | None, typer.Option(help="Give full detail to the N most frequent features only. [default: all]")] = None,
+    device: Device = "cpu",
+) -> None:
+    """Write a self-contained, searchable and sortable feature browser: per feature its density, an
+    activation histogram, the top-activating contexts with the token highlighted, and its nearest
+    features by decoder cosine."""
+    from .sae import SparseAutoencoder, open_activations, write_feature_browser
+
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise InputError(f"--out must be an .html file, got {out}.")
+    sae = SparseAutoencoder.load(sae_dir, device=device)
+    store = open_activations(activations_dir)
+    write_feature_browser(out, encode=lambda x: sae.transform(x), components=sae.components_, store=store,
+                          max_tokens=max_tokens, top_contexts=top_contexts, features=features,
+                          title=f"SAE features: {sae_dir.name}")
+    _echo(f"wrote the feature browser ({sae.module_.n_features} features) to {out}")
 
 
 # -- entry point -----------------------------------------------------------------------------

@@ -25,7 +25,9 @@ DEFAULT_LATENT_DIM = 8
 ARCHITECTURE_DEFAULTS: dict[str, Any] = {"kind": "auto", "hidden": (512, 256), "activation": "relu",
                                          "norm": "layer", "channels": (32, 64)}
 
-SCHEDULES = ("cosine", "plateau", "constant")
+#: LR schedules: "cosine" to zero over the run, "plateau" (halve when validation stalls), "constant",
+#: "linear_decay" (constant, then linear to zero over the last fifth of the steps, the SAE recipe)
+SCHEDULES = ("cosine", "plateau", "constant", "linear_decay")
 #: SGHMC step-size schedules (``latentforge.train.sghmc``), listed here so models can validate them.
 SGHMC_SCHEDULES = ("constant", "polynomial")
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -41,6 +43,8 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-2
     schedule: str = "cosine"
+    #: steps over which the LR rises linearly from lr / warmup_steps to lr (0: none)
+    warmup_steps: int = 0
     grad_clip: float | None = 10.0
     patience: int | None = 30
     val_fraction: float = 0.1
@@ -69,6 +73,10 @@ class TrainConfig:
             raise InputError(f"weight_decay must be non-negative, got {self.weight_decay!r}.")
         if self.schedule not in SCHEDULES:
             raise unknown_name_error("schedule", self.schedule, SCHEDULES)
+        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            raise InputError(f"warmup_steps must be a non-negative integer, got {self.warmup_steps!r}.")
+        if self.warmup_steps and self.schedule == "plateau":
+            raise InputError("warmup_steps cannot be combined with schedule 'plateau'; use cosine, constant or linear_decay.")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise InputError(f"grad_clip must be positive or None, got {self.grad_clip!r}.")
         if self.patience is not None and self.patience < 1:

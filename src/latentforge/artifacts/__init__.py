@@ -2,7 +2,8 @@
 (format version, package version, the settings, the weights' SHA-256) and a safetensors file, plus
 ``history.csv`` and ``metrics.json`` for models. No pickle: loading never executes code.
 
-Kinds: ``model`` (``model.json`` + ``weights.safetensors``), ``alignment``
+Kinds: ``model`` (``model.json`` + ``weights.safetensors``), ``sae`` (a sparse autoencoder,
+``sae.json`` + ``weights.safetensors``), ``alignment``
 (``alignment.json`` + ``alignment.safetensors``) and ``checkpoint`` (a training run's whole state,
 ``checkpoint.json`` + ``checkpoint.safetensors``, see :mod:`latentforge.train.checkpoint`). Writes are atomic: everything goes to a
 temporary sibling directory that is renamed into place only when complete, so an interrupted save
@@ -40,7 +41,11 @@ KINDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
                                                    "weights_sha256")),
     "alignment": ("alignment.json", "alignment.safetensors", ("format_version", "method", "weights_sha256")),
     "checkpoint": ("checkpoint.json", "checkpoint.safetensors", ("format_version", "position", "weights_sha256")),
+    "sae": ("sae.json", "weights.safetensors", ("format_version", "package_version", "architecture", "module",
+                                               "weights_sha256")),
 }
+#: kinds saved with their training history (history.csv) and metrics (metrics.json)
+TRAINED_KINDS = ("model", "sae")
 
 
 @dataclass
@@ -89,7 +94,7 @@ def save_artifact(path: str | Path, artifact: Artifact) -> Path:
     config = {"format_version": FORMAT_VERSION, "package_version": __version__, "kind": artifact.kind,
               **artifact.config, "weights_sha256": hashlib.sha256(weights).hexdigest()}
     files = {manifest: json.dumps(config, indent=2).encode(), weights_name: weights}
-    if artifact.kind == "model":
+    if artifact.kind in TRAINED_KINDS:
         files["history.csv"] = _write_history(artifact.history).encode()
         files["metrics.json"] = json.dumps(artifact.metrics, indent=2).encode()
     with atomic_directory(path, marker=manifest) as tmp:

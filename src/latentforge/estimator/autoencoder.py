@@ -58,8 +58,8 @@ class Autoencoder(ExtraParamsMixin, TransformerMixin, BaseEstimator):
         Registry name (``latentforge models`` lists them): ``"ae"``, ``"vae"``, ``"swae"``, ...
     latent_dim : int, default 8
         Size of the embedding.
-    epochs, batch_size, lr, weight_decay, schedule, patience, val_fraction, grad_clip, threads, precision, \
-compile, checkpoint_every, keep_checkpoints
+    epochs, batch_size, lr, weight_decay, schedule, warmup_steps, patience, val_fraction, grad_clip, threads, \
+precision, compile, checkpoint_every, keep_checkpoints
         Training options; defaults and meaning in :class:`latentforge.config.TrainConfig`
         (``threads``: CPU threads; ``precision``: ``"fp32"``, ``"bf16"`` or ``"fp16"``;
         ``compile``: ``torch.compile`` the loss; ``checkpoint_every``: steps between checkpoints).
@@ -122,8 +122,8 @@ compile, checkpoint_every, keep_checkpoints
     def __init__(
         self, model: str = DEFAULT_MODEL, latent_dim: int = DEFAULT_LATENT_DIM, *, epochs: int = DEFAULTS.epochs,
         batch_size: int = DEFAULTS.batch_size, lr: float = DEFAULTS.lr, weight_decay: float = DEFAULTS.weight_decay,
-        schedule: str = DEFAULTS.schedule, patience: int | None = DEFAULTS.patience,
-        val_fraction: float = DEFAULTS.val_fraction, grad_clip: float | None = DEFAULTS.grad_clip,
+        schedule: str = DEFAULTS.schedule, warmup_steps: int = DEFAULTS.warmup_steps,
+        patience: int | None = DEFAULTS.patience, val_fraction: float = DEFAULTS.val_fraction, grad_clip: float | None = DEFAULTS.grad_clip,
         architecture: str = ARCH["kind"], hidden: tuple[int, ...] = ARCH["hidden"],
         channels: tuple[int, ...] = ARCH["channels"], activation: str = ARCH["activation"], norm: str = ARCH["norm"], column_types: dict[str, str] | None = None,
         max_categories: int = 20, id_columns: tuple[str, ...] = (), label: str | None = None, sampler: str = "auto",
@@ -134,6 +134,7 @@ compile, checkpoint_every, keep_checkpoints
     ):
         self.model, self.latent_dim, self.epochs, self.batch_size = model, latent_dim, epochs, batch_size
         self.lr, self.weight_decay, self.schedule, self.patience = lr, weight_decay, schedule, patience
+        self.warmup_steps = warmup_steps
         self.val_fraction, self.grad_clip, self.architecture = val_fraction, grad_clip, architecture
         self.hidden, self.channels, self.activation, self.norm = hidden, channels, activation, norm
         self.column_types, self.max_categories, self.id_columns = column_types, max_categories, id_columns

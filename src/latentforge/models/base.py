@@ -18,7 +18,22 @@ from .blocks import Architecture, build_decoder, build_encoder
 from .likelihoods import ReconstructionLikelihood
 
 
-class BaseAutoencoder(nn.Module):
+class TrainHooks:
+    """What the trainer (``latentforge.train.train_model``) calls on any model besides ``loss``:
+    no-ops here, overridden by models whose training needs them (step counters, constrained
+    weights such as unit-norm dictionaries)."""
+
+    def begin_training(self, total_steps: int, batch_size: int) -> None:
+        """Called once before the first step, with the run's planned optimizer steps and batch size."""
+
+    def before_optimizer_step(self) -> None:
+        """Called after the backward pass (and clipping), before the optimizer updates the weights."""
+
+    def after_optimizer_step(self) -> None:
+        """Called after every optimizer update."""
+
+
+class BaseAutoencoder(TrainHooks, nn.Module):
     name: ClassVar[str] = "base"
     #: one line for ``latentforge models``.
     description: ClassVar[str] = ""

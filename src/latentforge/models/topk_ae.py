@@ -11,6 +11,8 @@ than k non-zeros). ``k=0`` (the default) keeps half the code units, rounded up.
 Dead units (never among the k largest, so never trained) are avoided with Makhzani & Frey's
 schedule: while training, the number of kept units falls linearly from latent_dim to k over the
 first ``k_anneal_steps`` steps (a step counter kept in a buffer, so it is saved and restored).
+The default ``k_anneal_steps=-1`` anneals over the first tenth of the run's steps, whatever its
+length: a fixed count (formerly 1000) could exceed a short run, which then never trained at k.
 Evaluation and embeddings always keep exactly k. Sampler: none of its own (a mixture fitted on
 training codes).
 """
@@ -32,8 +34,8 @@ def topk_mask_values(pre: torch.Tensor, k: int) -> torch.Tensor:
 class TopKAE(BaseAutoencoder):
     name = "topk_ae"
     description = "k-sparse autoencoder: the code keeps its k largest units (exactly k non-zeros)"
-    hyperparameters = {"k": 0, "k_anneal_steps": 1000}
-    bounds = {"k": (0, None), "k_anneal_steps": (0, None)}
+    hyperparameters = {"k": 0, "k_anneal_steps": -1}
+    bounds = {"k": (0, None), "k_anneal_steps": (-1, None)}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -42,10 +44,16 @@ class TopKAE(BaseAutoencoder):
         #: the number of non-zero code units (``k``, or half of latent_dim rounded up when k=0).
         self.k = self.hp["k"] or (self.latent_dim + 1) // 2
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        # the resolved annealing length; a resumed run resolves it again from the same plan
+        self.anneal_steps = max(self.hp["k_anneal_steps"], 0)
+
+    def begin_training(self, total_steps: int, batch_size: int) -> None:
+        if self.hp["k_anneal_steps"] < 0:
+            self.anneal_steps = total_steps // 10
 
     def active_k(self) -> int:
         """Units kept now: k, or more early in training (the annealing schedule)."""
-        steps = self.hp["k_anneal_steps"]
+        steps = self.anneal_steps
         if not self.training or steps == 0:
             return self.k
         left = max(0.0, 1.0 - int(self.step) / steps)

@@ -158,12 +158,9 @@ def train_model(
     groups = model.parameter_groups(config.weight_decay)  # models may set their own weight decay
     params = [p for g in groups for p in g["params"]]
     optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
-    if config.schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * spe)
-    elif config.schedule == "plateau":
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=5)
-    else:
-        scheduler = None
+    scheduler = make_scheduler(optimizer, config, config.epochs * spe)
+    per_step = scheduler is not None and not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    model.begin_training(config.epochs * spe, config.batch_size)
     amp_dtype = PRECISIONS[config.precision]
     scaler = torch.amp.GradScaler(device.type) if config.precision == "fp16" else None
     autocast = (lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype is not None else nullcontext
@@ -229,12 +226,14 @@ def train_model(
                     total.backward()
                 if config.grad_clip is not None:
                     clip_grad_norm([p.grad for p in params if p.grad is not None], config.grad_clip)
+                model.before_optimizer_step()
                 if scaler is not None:
                     scaler.step(optimizer)
                     scaler.update()
                 else:
                     optimizer.step()
-                if scheduler is not None and config.schedule == "cosine":
+                model.after_optimizer_step()
+                if per_step:
                     scheduler.step()
                 sums += values * len(x)
                 rows += len(x)
@@ -280,6 +279,34 @@ def train_model(
     if checkpoint is not None and not config.keep_checkpoints and ctx.is_main:
         remove_checkpoint(checkpoint)
     return state.history
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int) -> Any:
+    """The LR scheduler of ``config.schedule`` over ``total_steps`` optimizer steps (None: constant).
+
+    ``cosine`` without warm-up is PyTorch's ``CosineAnnealingLR`` (so earlier runs reproduce);
+    with ``warmup_steps`` every schedule is one ``LambdaLR`` factor: a linear ramp over the
+    warm-up, then the schedule's shape over the remaining steps.
+    """
+    if config.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=5)
+    if config.schedule == "cosine" and not config.warmup_steps:
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    if config.schedule == "constant" and not config.warmup_steps:
+        return None
+    warm, schedule = config.warmup_steps, config.schedule
+    rest = max(1, total_steps - warm)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        t = min(step - warm, rest) / rest  # fraction of the post-warm-up steps taken
+        if schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * t))
+        if schedule == "linear_decay":  # constant, then linear to zero over the last fifth
+            return min(1.0, (1.0 - t) / 0.2)
+        return 1.0
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def _sync_every(device: torch.device, ctx: DistContext) -> int:

@@ -1,0 +1,31 @@
+"""TopK SAE (Gao et al., "Scaling and evaluating sparse autoencoders", 2024).
+
+codes = ReLU(TopK_k(pre)): every token keeps at most its k largest pre-activations, so L0 ≤ k is
+set directly instead of tuned through a penalty. Dead latents are revived by the AuxK loss (see
+``base.SparseAutoencoderModule.auxk_loss``). Codes are sparse (values, indices), decoded with
+``embedding_bag``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ...errors import InputError
+from .base import Codes, SparseAutoencoderModule, SparseCodes
+
+
+class TopKSAE(SparseAutoencoderModule):
+    name = "topk"
+    description = "the k largest pre-activations per token (ReLU after), AuxK for dead latents"
+    hyperparameters = {"k": 32}
+    uses_auxk = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not 1 <= int(self.hp["k"]) <= self.n_features:
+            raise InputError(f"k must lie in [1, n_features={self.n_features}], got {self.hp['k']!r}.")
+        self.k = int(self.hp["k"])
+
+    def activate(self, pre: torch.Tensor) -> Codes:
+        values, indices = pre.topk(self.k, dim=1)
+        return SparseCodes.per_row(values.relu(), indices, self.n_features)

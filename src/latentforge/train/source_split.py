@@ -1,0 +1,105 @@
+"""A streamed source as the trainer's training and validation batches.
+
+The validation rows are chosen by a seeded hash of the global row index
+(:func:`latentforge.data.hash_split`), so the split needs no pass over the data, is the same on
+every rank and in every epoch, and each side is read as its own stream. Under torchrun each rank
+reads its own fragments, and every rank takes the steps of the smallest share.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..config import TrainConfig, resolve_device
+from ..data import DataSource, hash_split, iter_batches, rows_per_rank
+from ..errors import InputError
+from .batches import StreamBatches
+from .distributed import context, local_device
+
+Transform = Callable[[object], np.ndarray]
+MIN_ROWS_FOR_VALIDATION = 20
+
+
+def validation_fraction(n_rows: int, config: TrainConfig) -> float:
+    """``config.val_fraction``, or 0 for sources too small to hold a validation split out."""
+    return config.val_fraction if n_rows >= MIN_ROWS_FOR_VALIDATION else 0.0
+
+
+def count_validation_rows(source: DataSource, fraction: float, seed: int, block: int = 1 << 20) -> int:
+    """How many of the source's rows the hash split sends to validation (row indices only, in blocks)."""
+    n, total = source.n_rows, 0
+    for start in range(0, n, block):
+        total += int(hash_split(np.arange(start, min(n, start + block), dtype=np.int64), fraction, seed).sum())
+    return total
+
+
+@dataclass
+class SourceSplit:
+    """Training and validation :class:`StreamBatches` of one source, and how to read a sample."""
+
+    train: StreamBatches
+    val: StreamBatches | None
+    n_train: int
+    n_val: int
+    read: Callable[..., Callable[[int], object]]
+
+    def sample(self, max_rows: int) -> torch.Tensor:
+        """Up to ``max_rows`` training rows in a seeded shuffled order, read from epoch 0 (which no
+        training epoch uses: epochs count from 1), on the CPU."""
+        parts, got = [], 0
+        for features in self.read(training=True, batch_size=4096, shuffle=True, rank=0, world_size=1)(0):
+            parts.append(torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)))
+            got += len(features)
+            if got >= max_rows:
+                break
+        return torch.cat(parts)[:max_rows]
+
+
+def split_source(source: DataSource, transform: Transform, config: TrainConfig, *, n_val: int | None = None,
+                 val_batch_size: int = 1024) -> SourceSplit:
+    """The trainer's batches of ``source``: ``transform(raw fragment) -> float32 features`` runs per
+    fragment; ``n_val`` (counted from the row indices when not given) is the validation size."""
+    n = source.n_rows
+    if n < 2:
+        raise InputError(f"training needs at least 2 rows, got {n} in {source.name}.")
+    fraction = validation_fraction(n, config)
+
+    def is_val(rows: np.ndarray) -> np.ndarray:
+        return hash_split(rows, fraction, config.seed)
+
+    def is_train(rows: np.ndarray) -> np.ndarray:
+        return ~is_val(rows)
+
+    if n_val is None:
+        n_val = count_validation_rows(source, fraction, config.seed)
+    if n - n_val < 1:
+        raise InputError(f"the validation split leaves no training rows in {source.name}.")
+    ctx = context(resolve_device(config.device))
+    device = local_device(resolve_device(config.device), ctx)
+
+    def read(training: bool, batch_size: int, shuffle: bool, rank: int = ctx.rank,
+             world_size: int = ctx.world_size) -> Callable[[int], object]:
+        """Epoch → the feature batches of the training (or validation) rows of this rank."""
+        row_filter = is_train if training else is_val
+        return lambda epoch: (features for _, features in iter_batches(
+            source, transform, batch_size, epoch=epoch, seed=config.seed, shuffle=shuffle, row_filter=row_filter,
+            rank=rank, world_size=world_size))
+
+    local_batch = max(1, config.batch_size // ctx.world_size) if ctx.active else config.batch_size
+
+    def smallest_share_steps(epoch: int) -> int:
+        """Under torchrun each rank reads its own fragments; all take the steps of the smallest share."""
+        shares = rows_per_rank(source, epoch=epoch, seed=config.seed, world_size=ctx.world_size, row_filter=is_train)
+        return max(1, math.ceil(min(shares) / local_batch))
+    train = StreamBatches(read(True, local_batch, True), n - n_val, local_batch, device,
+                          smallest_share_steps if ctx.active else None)
+    val = StreamBatches(read(False, val_batch_size, False), n_val, val_batch_size, device) if n_val else None
+    return SourceSplit(train, val, n - n_val, n_val, read)
+
+
+__all__ = ["SourceSplit", "count_validation_rows", "split_source", "validation_fraction"]
