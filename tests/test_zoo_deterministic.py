@@ -289,3 +289,24 @@ def test_matryoshka_every_prefix_decodes_and_quality_is_monotone(digits_split):
             errors.append((recon - x).pow(2).mean().item())
     assert all(a > b for a, b in zip(errors, errors[1:])), errors
     assert errors[-1] == pytest.approx(float(est.score_samples(test).mean()), rel=1e-5)
+
+
+def test_overcomplete_topk_is_not_warned_about_copying_and_the_cli_builds_it_linear(tmp_path, recwarn):
+    import warnings
+
+    from latentforge.cli import main
+
+    X = np.random.default_rng(0).standard_normal((200, 6)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an overcomplete sparse code is the point of the model
+        Autoencoder("topk_ae", 12, k=3, **dict(FAST, val_fraction=0.0, hidden=())).fit(X)
+    with pytest.warns(UserWarning, match="can copy its input"):  # a dense one is still warned about
+        Autoencoder("ae", 12, **dict(FAST, val_fraction=0.0, hidden=())).fit(X)
+    np.save(tmp_path / "x.npy", X)
+    for hidden in ("", "none", "0"):
+        out = tmp_path / f"m{len(hidden)}"
+        assert main(["fit", str(tmp_path / "x.npy"), "--model", "topk_ae", "--latent-dim", "12", "--hidden", hidden,
+                     "--param", "k=3", "--epochs", "1", "--out", str(out), "--quiet"]) == 0
+        est = Autoencoder.load(out)
+        assert [type(m).__name__ for m in est.model_.encoder] == ["Linear"]  # one linear map each way
+        assert [type(m).__name__ for m in est.model_.decoder] == ["Linear"]

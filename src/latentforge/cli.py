@@ -136,7 +136,7 @@ def fit(
     batch_size: Annotated[int | None, typer.Option(help=f"Rows per step. [default: {DEFAULTS.batch_size}]")] = None,
     lr: Annotated[float | None, typer.Option(help=f"Learning rate (AdamW). [default: {DEFAULTS.lr:g}]")] = None,
     weight_decay: Annotated[float | None, typer.Option(help=f"AdamW weight decay. [default: {DEFAULTS.weight_decay:g}]")] = None,
-    hidden: Annotated[str | None, typer.Option(help=f"Hidden widths, comma-separated. [default: {','.join(map(str, ARCH['hidden']))}]")] = None,
+    hidden: Annotated[str | None, typer.Option(help=f"Hidden widths, comma-separated; 'none' (or '' or 0) for a linear encoder and decoder. [default: {','.join(map(str, ARCH['hidden']))}]")] = None,
     architecture: Annotated[str | None, typer.Option(help=f"auto, mlp or conv. [default: {ARCH['kind']}]")] = None,
     norm: Annotated[str | None, typer.Option(help=f"none, batch or layer. [default: {ARCH['norm']}]")] = None,
     val_fraction: Annotated[float | None, typer.Option(help=f"Share of rows held out for validation. [default: {DEFAULTS.val_fraction:g}]")] = None,
@@ -175,7 +175,8 @@ def fit(
              "sampler": sampler, "label": label, "seed": seed, "device": device, "threads": threads,
              "precision": precision, "checkpoint_every": checkpoint_every,
              "keep_checkpoints": keep_checkpoints or None, "compile": compile or None,
-             "hidden": None if hidden is None else _parse_ints(hidden, "--hidden"),
+             "hidden": None if hidden is None else () if hidden.strip().lower() in ("", "0", "none") else _parse_ints(
+                 hidden, "--hidden"),
              "id_columns": tuple(id_column) if id_column else None,
              "column_types": _parse_pairs(column_type, "--column-type") or None}
     flags.update(prior_selection=prior_selection, posterior_samples=posterior_samples)

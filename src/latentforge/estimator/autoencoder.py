@@ -180,7 +180,7 @@ precision, compile, checkpoint_every, keep_checkpoints
         else:
             train, val, kept, columns = self._streamed(source, config)
         n_features = int(np.prod(self.preprocessor_.input_shape))
-        if self.latent_dim >= n_features:
+        if self.latent_dim >= n_features and not model_class.sparse_code:
             warnings.warn(f"latent_dim={self.latent_dim} is not smaller than the input's {n_features} features; "
                           f"the autoencoder can copy its input instead of compressing it.", stacklevel=2)
         arch = Architecture(kind=self.architecture, hidden=tuple(self.hidden), channels=tuple(self.channels),

@@ -36,6 +36,7 @@ class TopKAE(BaseAutoencoder):
     description = "k-sparse autoencoder: the code keeps its k largest units (exactly k non-zeros)"
     hyperparameters = {"k": 0, "k_anneal_steps": -1}
     bounds = {"k": (0, None), "k_anneal_steps": (-1, None)}
+    sparse_code = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
