@@ -121,3 +121,26 @@ def test_embed_under_torchrun_writes_one_part_per_rank_and_a_manifest(table):
     refused = _torchrun("-m", "latentforge", "embed", str(model), str(root / "keyed.parquet"), "--out",
                         str(root / "one.parquet"))
     assert refused.returncode != 0 and "give a folder" in refused.stderr
+
+
+def test_sae_fit_under_torchrun_on_a_single_fragment_source(tmp_path):
+    """A one-fragment .npy cannot be dealt out by fragment: ranks share rows of each global batch
+    instead (a rank left without data would hang the others at the first all-reduce)."""
+    from latentforge.data import NpySource
+    from latentforge.sae import SparseAutoencoder
+
+    rng = np.random.default_rng(0)
+    D = rng.standard_normal((24, 8))
+    X = ((rng.random((4000, 24)) < 0.1) * rng.uniform(0.5, 2, (4000, 24)) @ D).astype(np.float32)
+    np.save(tmp_path / "x.npy", X)
+    assert NpySource(tmp_path / "x.npy").n_fragments == 1
+    fit = ["sae", "fit", str(tmp_path / "x.npy"), "--n-features", "48", "--k", "3", "--epochs", "3",
+           "--batch-size", "256", "--lr", "1e-2", "--threads", "1", "--quiet"]
+    single = subprocess.run([sys.executable, "-m", "latentforge", *fit, "--out", str(tmp_path / "one")], env=ENV,
+                            capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr
+    ddp = _torchrun("-m", "latentforge", *fit, "--out", str(tmp_path / "two"), timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    assert ddp.stderr.count("saved a topk SAE") == 1
+    fvu = {name: SparseAutoencoder.load(tmp_path / name).evaluate(X)["fvu"] for name in ("one", "two")}
+    assert abs(fvu["two"] - fvu["one"]) <= 0.05 * fvu["one"] + 0.005, fvu

@@ -3,7 +3,10 @@
 The validation rows are chosen by a seeded hash of the global row index
 (:func:`latentforge.data.hash_split`), so the split needs no pass over the data, is the same on
 every rank and in every epoch, and each side is read as its own stream. Under torchrun each rank
-reads its own fragments, and every rank takes the steps of the smallest share.
+reads its own fragments, and every rank takes the steps of the smallest share; a source with
+fewer than ``ROW_SHARD_BELOW`` fragments per rank (a single small file, say) cannot be dealt out by
+fragment without leaving a rank idle, so there every rank reads the whole stream in global batches
+and keeps rows ``rank::world_size`` of each, the rule of in-memory data.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from .distributed import context, local_device
 
 Transform = Callable[[object], np.ndarray]
 MIN_ROWS_FOR_VALIDATION = 20
+ROW_SHARD_BELOW = 4  # fragments per rank under which ranks share rows rather than fragments
 
 
 def validation_fraction(n_rows: int, config: TrainConfig) -> float:
@@ -90,15 +94,30 @@ def split_source(source: DataSource, transform: Transform, config: TrainConfig, 
             source, transform, batch_size, epoch=epoch, seed=config.seed, shuffle=shuffle, row_filter=row_filter,
             rank=rank, world_size=world_size))
 
+    by_rows = ctx.active and source.n_fragments < ROW_SHARD_BELOW * ctx.world_size
     local_batch = max(1, config.batch_size // ctx.world_size) if ctx.active else config.batch_size
 
     def smallest_share_steps(epoch: int) -> int:
         """Under torchrun each rank reads its own fragments; all take the steps of the smallest share."""
         shares = rows_per_rank(source, epoch=epoch, seed=config.seed, world_size=ctx.world_size, row_filter=is_train)
         return max(1, math.ceil(min(shares) / local_batch))
-    train = StreamBatches(read(True, local_batch, True), n - n_val, local_batch, device,
-                          smallest_share_steps if ctx.active else None)
-    val = StreamBatches(read(False, val_batch_size, False), n_val, val_batch_size, device) if n_val else None
+
+    def rows_of_global_batches(training: bool, batch_size: int, shuffle: bool) -> Callable[[int], object]:
+        """The whole stream in global batches, this rank keeping rows rank::world_size of each."""
+        def epoch_batches(epoch: int):
+            for features in read(training, batch_size * ctx.world_size, shuffle, rank=0, world_size=1)(epoch):
+                yield features[ctx.rank::ctx.world_size]
+        return epoch_batches
+    if by_rows:
+        steps = math.ceil((n - n_val) / (local_batch * ctx.world_size))
+        train = StreamBatches(rows_of_global_batches(True, local_batch, True), n - n_val, local_batch, device,
+                              lambda epoch: steps)
+        val_read = rows_of_global_batches(False, val_batch_size, False)
+    else:
+        train = StreamBatches(read(True, local_batch, True), n - n_val, local_batch, device,
+                              smallest_share_steps if ctx.active else None)
+        val_read = read(False, val_batch_size, False)
+    val = StreamBatches(val_read, n_val, val_batch_size, device) if n_val else None
     return SourceSplit(train, val, n - n_val, n_val, read)
 
 
