@@ -46,8 +46,11 @@ class FakeStore:
     def token_strings(self, token_ids):
         return [self.vocab[int(t)] for t in token_ids]
 
+    def contexts(self, rows, before=8, after=4):
+        self.context_calls += len(rows)
+        return [self.context(row, before, after) for row in rows]
+
     def context(self, row, before=8, after=4):
-        self.context_calls += 1
         seq = self.sequences[row]
         lo, hi = max(0, row - before), min(self.n_tokens, row + after + 1)
         window = np.arange(lo, hi)[self.sequences[lo:hi] == seq]

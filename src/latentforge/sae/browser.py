@@ -221,7 +221,7 @@ def write_feature_browser(
         ``(n, F)`` (mostly zeros); a feature "fires" on a token where its code is > 0.
     components : ``(F, d)`` decoder dictionary rows (normalised here before the cosines).
     store : an :class:`~latentforge.sae.activations.ActivationStore` (or anything with its API:
-        ``source()``, ``context(row)``, ``n_tokens``, ``d``, ``manifest``).
+        ``source()``, ``contexts(rows)``, ``n_tokens``, ``d``, ``manifest``).
     max_tokens : tokens scanned, the first ones in storage order.
     top_contexts : strongest firing tokens kept per feature, shown with their context.
     title : the page's title.
@@ -250,7 +250,7 @@ def write_feature_browser(
     Token strings are stored once in a table the contexts index into, and a context shared by
     several features once: F = 16,384 with 10 contexts each gave 5.8 MB over 20,000 tokens, and
     stays under about 18 MB even when all F × 10 contexts are distinct rows. Contexts come from
-    ``store.context(row)`` (its default 8 tokens before, 4 after), one call per distinct row.
+    ``store.contexts(rows)`` (8 tokens before, 4 after each), one read for every distinct row.
 
     Examples
     --------
@@ -298,16 +298,14 @@ def write_feature_browser(
     row_ref: dict[int, int] = {}
     contexts: list[list[Any]] = []
     detail: dict[str, Any] = {}
-    for f in _pick_detailed(features, stats.count).tolist():
-        if stats.count[f] == 0:
-            continue
-        refs = []
-        for value, row in stats.top_of(f):
-            if row not in row_ref:
-                tokens, at = store.context(row)
-                row_ref[row] = len(contexts)
-                contexts.append([[str(t) for t in tokens], int(at), row])
-            refs.append([row_ref[row], float(f"{value:.4g}")])
+    shown = [f for f in _pick_detailed(features, stats.count).tolist() if stats.count[f] > 0]
+    tops = {f: stats.top_of(f) for f in shown}
+    wanted = list(dict.fromkeys(row for f in shown for _, row in tops[f]))
+    for row, (tokens, at) in zip(wanted, store.contexts(wanted)):  # one read for all of them
+        row_ref[row] = len(contexts)
+        contexts.append([[str(t) for t in tokens], int(at), row])
+    for f in shown:
+        refs = [[row_ref[row], float(f"{value:.4g}")] for value, row in tops[f]]
         counts, width = _coarse_histogram(stats.hist[f], int(stats.exponent[f]), float(stats.max[f]))
         detail[str(f)] = {"hist": counts, "width": float(f"{width:.6g}"), "ctx": refs}
     # token strings once in a table, the most used first so the common ones get short indices
