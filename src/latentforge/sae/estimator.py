@@ -361,6 +361,7 @@ def _iter_rows(X: Any, batch_size: int) -> Iterator[np.ndarray]:
         return
     for chunk in iter_chunks(data, shuffle=False):
         x = _features(chunk.data)
+        x = x if x.flags.writeable else x.copy()  # torch refuses to wrap read-only (memory-mapped) arrays
         for start in range(0, len(x), batch_size):
             yield x[start:start + batch_size]
 
