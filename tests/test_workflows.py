@@ -113,8 +113,9 @@ def test_config_from_a_file_and_back_from_compare_json(tmp_path):
     assert load_compare_config(config.to_dict()) == config
     with pytest.raises(InputError, match="put it at the top level"):
         CompareConfig(shared={"label": "target"})
-    with pytest.raises(InputError, match="malformed"):
+    with pytest.raises(InputError, match="test_fraction must be a float, got 'a lot'"):
         CompareConfig.from_dict({"test_fraction": "a lot"})
+    assert CompareConfig.from_dict({"test_fraction": "0.25", "seeds": ["1"]}).test_fraction == 0.25  # numbers as text
     with pytest.raises(InputError, match="not found"):
         load_compare_config(tmp_path / "missing.yaml")
 

@@ -3,13 +3,15 @@
 Commands: ``latentforge fit | embed | align | reconstruct | generate | score | evaluate | compare | demo | models | datasets``,
 ``latentforge activations`` and ``latentforge sae fit | evaluate | inspect``.
 
-Exit status: 0 success, 2 bad input (one sentence naming the culprit), 1 internal error.
-``--debug`` (anywhere on the line) shows the full traceback instead.
+Exit status: 0 success, 2 bad input (one sentence naming the culprit), 3 training diverged (the
+last good model is saved when an epoch had finished), 130 interrupted (Ctrl-C), 1 internal error.
+``--debug`` (anywhere on the line) shows the full traceback instead. See docs/reliability.md.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -17,13 +19,30 @@ from typing import Annotated, Any
 
 import pandas as pd
 import typer
+from typer.core import TyperGroup
 
 from .config import ARCHITECTURE_DEFAULTS as ARCH
 from .config import DEFAULT_LATENT_DIM, DEFAULT_MODEL, DEFAULTS
 from .errors import InputError, TrainingDivergedError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+
+class _Interrupted(Exception):
+    """Ctrl-C, carried past typer (which would turn the KeyboardInterrupt into a silent exit 130)."""
+
+
+class _Group(TyperGroup):
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise _Interrupted() from exc
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, cls=_Group,
                   help="Autoencoder-based representation learning: fit, embed, generate, score, evaluate.")
+
+#: exit status of a run whose training diverged (0 ok, 1 internal error, 2 bad input, 130 Ctrl-C)
+EXIT_DIVERGED = 3
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 Device = Annotated[str, typer.Option(help="Device to load the model on: auto, cpu or cuda.")]
@@ -95,6 +114,24 @@ def _echo(message: str) -> None:
     typer.echo(message, err=True)
 
 
+def _say_if_replacing(out: Path, marker: str, what: str) -> None:
+    """A note on stderr when --out already holds a saved ``what`` (it is replaced once the new one is complete)."""
+    from .fsutil import through_links
+
+    if (through_links(out) / marker).is_file():
+        _echo(f"replacing the {what} at {out} (the old one stays until the new one is saved).")
+
+
+def _check_output(out: Path | None, *inputs: Any) -> None:
+    """Before any work: the output file can be created and written, and is none of the command's inputs."""
+    from .fsutil import check_output_path
+
+    if out is not None:
+        written = check_output_path(out, [i for i in inputs if i is not None])
+        if written.is_dir() and int(os.environ.get("WORLD_SIZE", "1")) == 1:  # under torchrun: a folder of parts
+            raise InputError(f"output {out} is a directory; give a file name.")
+
+
 # -- commands --------------------------------------------------------------------------------
 def _is_streamed(data: str) -> bool:
     """Whether ``fit`` streams DATA: an existing file of a streamable type, or a folder."""
@@ -144,7 +181,7 @@ def fit(
     label: Annotated[str | None, typer.Option(help="Label column (left out of training).")] = None,
     id_column: Annotated[list[str] | None, typer.Option(help="Identifier column(s), carried through to outputs.")] = None,
     column_type: Annotated[list[str] | None, typer.Option(help="Override a column's role: NAME=numeric|categorical|id|ignore.")] = None,
-    param: Annotated[list[str] | None, typer.Option(help="Model hyper-parameter KEY=VALUE, e.g. beta=4 or sw_weight=10.")] = None,
+    param: Annotated[list[str] | None, typer.Option(help="Model hyper-parameter or training option KEY=VALUE, e.g. beta=4, patience=5 or lr=1e-3.")] = None,
     seed: Annotated[int | None, typer.Option(help=f"Random seed (initialisation, shuffling, split). [default: {DEFAULTS.seed}]")] = None,
     device: Annotated[str | None, typer.Option(help=f"auto, cpu or cuda. [default: {DEFAULTS.device}]")] = None,
     prior_selection: Annotated[str | None, typer.Option(help="bae: dswd or none (same as --param prior_selection=...).")] = None,
@@ -165,7 +202,7 @@ def fit(
     --config file sets any of them, and flags given on the line win."""
     from .data import load_dataset
     from .estimator import Autoencoder
-    from .fsutil import check_output_dir
+    from .fsutil import check_output_dir, check_output_path
 
     params: dict[str, Any] = _read_fit_config(config) if config is not None else {}
     if config is not None:
@@ -181,21 +218,28 @@ def fit(
              "column_types": _parse_pairs(column_type, "--column-type") or None}
     flags.update(prior_selection=prior_selection, posterior_samples=posterior_samples)
     params.update({k: v for k, v in flags.items() if v is not None})
-    params.update(_parse_pairs(param, "--param"))
+    pairs = _parse_pairs(param, "--param")  # model hyper-parameters and training options, as text
+    _check_parameter_names({"model": params.get("model", DEFAULT_MODEL), **pairs}, "--param")
+    params.update(pairs)
     data = data or params.pop("data", None)
     params.pop("data", None)
     if data is None:
         raise InputError("no data given: pass DATA or set 'data:' in the --config file.")
+    data = str(data)
     if out is None:
         raise InputError("no output given: pass --out DIR.")
     if quiet:
         params["verbose"] = False
+    check_output_path(out, [data, compatible_with, config], folder=True)
     check_output_dir(out)
+    _say_if_replacing(out, "model.json", "model")
     regularizers = []
     if invariance or compatible_with is not None:
+        from .config import coerce_value
         from .transform import CompatibilityLoss, parse_invariance_spec
 
-        regularizers = [parse_invariance_spec(spec, seed=params.get("seed", 0)) for spec in invariance or []]
+        seed_of_terms = coerce_value(params.get("seed", 0), int, "seed")
+        regularizers = [parse_invariance_spec(spec, seed=seed_of_terms) for spec in invariance or []]
         if compatible_with is not None:
             regularizers.append(CompatibilityLoss(compatible_with))
     est = Autoencoder(**params, regularizers=tuple(regularizers))
@@ -206,11 +250,25 @@ def fit(
         checkpoint = None  # posterior sampling has no checkpoints (yet); --resume says so
     elif resume and not (checkpoint / "checkpoint.json").is_file():
         raise InputError(f"--resume: there is no checkpoint at {checkpoint} to resume from.")
-    if _is_streamed(data):
-        est.fit(Path(data), checkpoint=checkpoint, resume=resume)
-    else:  # built-in datasets and .npz archives are held in memory
-        est.fit(load_dataset(data, label=est.label, id_columns=list(est.id_columns)), checkpoint=checkpoint,
-                resume=resume)
+    try:
+        if _is_streamed(data):
+            est.fit(Path(data), checkpoint=checkpoint, resume=resume)
+        else:  # built-in datasets and .npz archives are held in memory
+            est.fit(load_dataset(data, label=est.label, id_columns=list(est.id_columns)), checkpoint=checkpoint,
+                    resume=resume)
+    except TrainingDivergedError as exc:  # keep what the finished epochs learnt, marked as diverged
+        if exc.kept_model:
+            est.save(out)
+            raise TrainingDivergedError(
+                f"{exc} Saved the last good model (epoch {exc.best_epoch}) to {out}; its metrics.json says "
+                f"\"diverged\": true.", exc.epoch, exc.step, exc.term, history=exc.history,
+                best_epoch=exc.best_epoch) from None
+        raise TrainingDivergedError(f"{exc} Nothing was saved.", exc.epoch, exc.step, exc.term) from None
+    except KeyboardInterrupt:
+        if checkpoint is not None and (checkpoint / "checkpoint.json").is_file():
+            raise _Interrupted(f"interrupted; nothing was written to {out} (the run is checkpointed: add --resume "
+                               f"to continue it from {checkpoint}).") from None
+        raise
     est.save(out)  # under torchrun: rank 0 only
     from .train.distributed import context, finish
 
@@ -238,6 +296,7 @@ def embed(
     from .estimator.streaming import check_outputs, iter_embeddings, write_outputs
 
     check_outputs(out)
+    _check_output(out, data, model, compatible_with)
     if dims is not None and compatible_with is not None:
         raise InputError("use either --dims or --compatible-with, not both.")
     est = _load_model(model, device)
@@ -274,10 +333,12 @@ def align(
     """Fit a map from the new model's embeddings to the old model's, so new embeddings can be
     searched against an old gallery (use it with 'embed --compatible-with')."""
     from .artifacts import manifest_name
-    from .fsutil import check_output_dir
+    from .fsutil import check_output_dir, check_output_path
     from .transform import align_models
 
+    check_output_path(out, [old_model, new_model, data], folder=True)
     check_output_dir(out, marker=manifest_name("alignment"))
+    _say_if_replacing(out, manifest_name("alignment"), "alignment")
     old, new = _load_model(old_model, device), _load_model(new_model, device)
     ds, _ = _load_for_model(old, data)
     alignment = align_models(old, new, ds.X, method=method)
@@ -298,6 +359,7 @@ def reconstruct(
     from .estimator.streaming import check_outputs, iter_reconstructions, write_outputs
 
     check_outputs(out)
+    _check_output(out, data, model)
     est = _load_model(model, device)
     if est.preprocessor_.kind != "table":
         check_outputs(out, (".npy",))
@@ -320,6 +382,7 @@ def generate(
 ) -> None:
     """Generate N new rows or images."""
     _data().check_output_file(out)
+    _check_output(out, model)
     est = _load_model(model, device)
     samples = est.sample(n, seed=seed, sampler=sampler)
     if isinstance(samples, pd.DataFrame):
@@ -346,6 +409,7 @@ def score(
     from .estimator.streaming import check_outputs, iter_scores, write_outputs
 
     check_outputs(out)
+    _check_output(out, data, model)
     est = _load_model(model, device)
     detector = AnomalyDetector.from_autoencoder(est, score=kind, contamination=contamination)
     source = _open_for_model(data)
@@ -375,6 +439,7 @@ def evaluate(
 
     if out is not None:
         _data().check_output_file(out, (".json",))
+        _check_output(out, data, model)
     est = _load_model(model, device)
     ds, _ = _load_for_model(est, data)
     metrics, _ = evaluate_estimator(est, ds, seed=seed)
@@ -507,6 +572,9 @@ def activations(
         raise InputError("give the documents with exactly one of --text FILE or --dataset PARQUET.")
     if column is not None and dataset is None:
         raise InputError("--column applies to --dataset only.")
+    from .fsutil import check_output_path
+
+    check_output_path(out, [p for p in (model_dir, text, dataset) if p is not None], folder=True)
     texts = read_texts(text) if text is not None else read_texts(dataset, column=column)
     store = extract_activations(model_dir, layer, texts, out, batch_size=batch_size, max_length=max_length,
                                 shard_tokens=shard_tokens, dtype=dtype, keep_special=keep_special, device=device,
@@ -544,10 +612,12 @@ def sae_fit(
     """Train a sparse autoencoder on DATA (streamed in bounded chunks) and save it to --out; the run
     is checkpointed beside the output and a killed run continues with --resume; works under torchrun."""
     from .artifacts import manifest_name
-    from .fsutil import check_output_dir
+    from .fsutil import check_output_dir, check_output_path
     from .sae import SparseAutoencoder
 
+    check_output_path(out, [data], folder=True)
     check_output_dir(out, marker=manifest_name("sae"))
+    _say_if_replacing(out, manifest_name("sae"), "SAE")
     sae = SparseAutoencoder(
         architecture, n_features, k=k, l1_coefficient=l1_coefficient, l0_coefficient=l0_coefficient,
         prefixes=None if prefixes is None else _parse_ints(prefixes, "--prefixes"), dead_tokens=dead_tokens,
@@ -587,6 +657,7 @@ def sae_evaluate(
     from .fsutil import atomic_write
     from .sae import SparseAutoencoder, downstream_fidelity, is_activations_dir, open_activations, read_texts
 
+    _check_output(json_out, sae_dir, data, text)
     sae = SparseAutoencoder.load(sae_dir, device=device)
     result = sae.evaluate(data, max_tokens=max_tokens)
     if text is not None:
@@ -634,6 +705,7 @@ def sae_inspect(
 
     if out.suffix.lower() not in (".html", ".htm"):
         raise InputError(f"--out must be an .html file, got {out}.")
+    _check_output(out, sae_dir, activations_dir)
     sae = SparseAutoencoder.load(sae_dir, device=device)
     store = open_activations(activations_dir)
     write_feature_browser(out, encode=lambda x: sae.transform(x), components=sae.components_, store=store,
@@ -659,21 +731,26 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         if debug:
             raise
-        _echo(f"error: {exc}")
+        _echo(f"error: {_one_line(exc)}")
         return 2
     except TrainingDivergedError as exc:
         if debug:
             raise
-        _echo(f"error: training diverged: {exc}")
-        return 1
-    except KeyboardInterrupt:
-        _echo("interrupted; nothing was written.")
+        _echo(f"error: training diverged: {_one_line(exc)}")
+        return EXIT_DIVERGED
+    except (_Interrupted, KeyboardInterrupt) as exc:
+        _echo(str(exc) if isinstance(exc, _Interrupted) and str(exc) else "interrupted; nothing was written.")
         return 130
     except Exception as exc:  # a bug: say so briefly, keep the traceback for --debug
         if debug:
             raise
-        _echo(f"internal error: {type(exc).__name__}: {exc} (run again with --debug for the traceback).")
+        _echo(f"internal error: {type(exc).__name__}: {_one_line(exc)} (run again with --debug for the traceback).")
         return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message on one line, whatever a library put in it (a safety net: messages are written as one sentence)."""
+    return " ".join(str(exc).split())
 
 
 def _script() -> None:

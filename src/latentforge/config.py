@@ -4,10 +4,16 @@
   CLI and the comparison read their defaults from it (``DEFAULTS``).
 - :func:`read_config_file` is the one YAML/JSON reader (``fit --config`` and ``compare``).
 - :func:`resolve_device` turns ``"auto"``/``"cpu"``/``"cuda[:i]"`` into a ``torch.device``, once.
+- :func:`coerce_value` is the one rule for values written as text (a config file, ``--param``,
+  ``Autoencoder(lr="1e-3")``): numbers written the way people write them become numbers, anything
+  else is an :class:`~latentforge.errors.InputError` naming the key.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
+import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +37,76 @@ SCHEDULES = ("cosine", "plateau", "constant", "linear_decay")
 #: SGHMC step-size schedules (``latentforge.train.sghmc``), listed here so models can validate them.
 SGHMC_SCHEDULES = ("constant", "polynomial")
 PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+_KIND_NAMES = {int: "an integer", float: "a float", bool: "true or false", str: "a string"}
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def coerce_value(value: Any, kind: type, name: str, *, optional: bool = False) -> Any:
+    """``value`` as a ``kind`` (int, float, bool or str), or an InputError naming ``name``.
+
+    Text is read the way people write numbers: ``"2"``, ``" 2 "``, ``"1e-3"``, ``"1_000"``; an
+    integer may be written ``2.0`` or ``1e3`` (not ``2.5``); booleans as true/false, yes/no, on/off,
+    1/0. Floats must be finite. With ``optional``, None (or the text ``none``/``null``) stays None.
+    Booleans are never numbers (``True`` is not the integer 1).
+    """
+    text = value.strip() if isinstance(value, str) else None
+    if optional and (value is None or (text is not None and text.lower() in ("none", "null", "~"))):
+        return None
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, int) and value in (0, 1):
+                return bool(value)
+            if text is not None and text.lower() in _TRUE + _FALSE:
+                return text.lower() in _TRUE
+        elif kind is str:
+            if isinstance(value, str):
+                return value
+            if isinstance(value, numbers.Real) and not isinstance(value, bool):  # YAML reads `name: 1` as a number
+                return str(value)
+            if isinstance(value, (list, tuple)) and all(isinstance(v, (str, int)) for v in value):
+                return ",".join(str(v) for v in value)  # `sizes: [2, 4]` for a comma-separated setting
+        elif not isinstance(value, bool):
+            number = value if isinstance(value, numbers.Real) else None  # numpy scalars too
+            if text is not None and text:
+                number = int(text) if re.fullmatch(r"[-+]?[0-9][0-9_]*", text) else float(text)
+            if kind is float and number is not None and math.isfinite(number):
+                return float(number)
+            if kind is int and isinstance(number, numbers.Integral):
+                return int(number)
+            if kind is int and number is not None and math.isfinite(number) and float(number).is_integer():
+                return int(number)
+    except (ValueError, OverflowError):
+        pass
+    what = _KIND_NAMES.get(kind, kind.__name__) + (" or None" if optional else "")
+    raise InputError(f"{name} must be {what}, got {value!r}.")
+
+
+def coerce_sizes(value: Any, name: str) -> tuple[int, ...]:
+    """Layer sizes from a list, one number or text such as ``"512,256"``; ``"none"``/``""``: no layers."""
+    if isinstance(value, str):
+        text = value.strip()
+        value = [] if text.lower() in ("", "none", "0") else [v for v in text.strip("[]()").split(",") if v.strip()]
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise InputError(f"{name} must be a list of positive integers, got {value!r}.")
+    return tuple(coerce_value(v, int, f"{name}[{i}]") for i, v in enumerate(value))
+
+
+def _field_kinds(cls: type) -> dict[str, tuple[type, bool]]:
+    """(type, optional) of each field of a dataclass annotated with int/float/str/bool [| None]."""
+    kinds = {"int": int, "float": float, "str": str, "bool": bool}
+    out = {}
+    for f in fields(cls):
+        parts = [p.strip() for p in str(f.type).split("|")]
+        base = [kinds[p] for p in parts if p in kinds]
+        if len(base) == 1:
+            out[f.name] = (base[0], "None" in parts)
+    return out
 
 
 @dataclass
@@ -63,6 +139,8 @@ class TrainConfig:
     keep_checkpoints: bool = False
 
     def __post_init__(self) -> None:
+        for name, (kind, optional) in _field_kinds(type(self)).items():  # "1e-3" from YAML, "5" from --param
+            setattr(self, name, coerce_value(getattr(self, name), kind, f"training option {name!r}", optional=optional))
         if not isinstance(self.epochs, int) or self.epochs < 1:
             raise InputError(f"epochs must be a positive integer, got {self.epochs!r}.")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
@@ -131,9 +209,34 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise InputError(f"config file not found: {path}.")
     try:
-        values = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path} is not valid YAML/JSON ({exc}).") from None
+        values = yaml.load(path.read_text(), Loader=_config_loader())  # noqa: S506 (a SafeLoader)
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not valid YAML/JSON (it is not UTF-8 text).") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path} is not valid YAML/JSON ({_yaml_problem(exc)}).") from None
     if not isinstance(values, dict):
         raise InputError(f"{path} must hold a mapping of settings.")
     return dict(values)
+
+
+#: YAML 1.2 floats: PyYAML (YAML 1.1) reads ``1e-3`` and ``1E5`` as strings, people mean numbers
+_YAML12_FLOAT = re.compile(r"""^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$""")
+
+
+def _config_loader() -> type:
+    """PyYAML's SafeLoader (no object construction) that also reads ``1e-3`` as a number."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", _YAML12_FLOAT, list("-+0123456789."))
+    return Loader
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """A YAML error in one line: what is wrong and where (PyYAML's own text spans several lines)."""
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return " ".join(f"{problem}{where}".split())

@@ -19,11 +19,20 @@ class ArtifactError(InputError):
 
 
 class TrainingDivergedError(RuntimeError):
-    """Training produced a non-finite loss; the model keeps its last good weights."""
+    """Training produced a non-finite loss; the model keeps its last good weights.
 
-    def __init__(self, message: str, epoch: int, step: int, term: str):
+    ``epoch``, ``step`` and ``term`` say where and which loss term; ``history`` holds the records
+    of the epochs that finished and ``best_epoch`` the epoch whose weights were restored (0: none
+    finished). ``Autoencoder.fit`` sets ``kept_model``: whether the estimator stayed fitted (and
+    can be saved) with those weights. The CLI exits with status 3.
+    """
+
+    def __init__(self, message: str, epoch: int, step: int, term: str, *,
+                 history: list[dict[str, float]] | None = None, best_epoch: int = 0):
         super().__init__(message)
         self.epoch, self.step, self.term = epoch, step, term
+        self.history, self.best_epoch = list(history or []), best_epoch
+        self.kept_model = False
 
 
 def unknown_name_error(kind: str, name: str, choices: Iterable[str]) -> InputError:

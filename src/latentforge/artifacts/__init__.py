@@ -127,7 +127,10 @@ def load_artifact(path: str | Path, kind: str = "model") -> Artifact:
     if missing:
         raise ArtifactError(f"{config_file} lacks the key(s) {', '.join(missing)}.")
     version = config["format_version"]
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ArtifactError(f"{config_file} has the format_version {version!r}; a latentforge {kind} has a "
+                            f"whole number from 1 to {FORMAT_VERSION} there.")
+    if version > FORMAT_VERSION:
         raise ArtifactError(
             f"{path} was saved in format version {version}, newer than this latentforge reads "
             f"({FORMAT_VERSION}); upgrade latentforge to load it.")
@@ -135,7 +138,7 @@ def load_artifact(path: str | Path, kind: str = "model") -> Artifact:
     if not weights_file.is_file():
         raise ArtifactError(f"{path} lacks {weights_name}.")
     raw = weights_file.read_bytes()
-    if hashlib.sha256(raw).hexdigest() != config["weights_sha256"]:
+    if not isinstance(config["weights_sha256"], str) or hashlib.sha256(raw).hexdigest() != config["weights_sha256"]:
         raise ArtifactError(f"{weights_file} is corrupted or truncated (its checksum does not match {manifest}).")
     try:
         tensors = load_safetensors(raw)

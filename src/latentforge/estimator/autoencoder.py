@@ -15,25 +15,28 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from ..artifacts import Artifact, load_artifact, save_artifact
 from ..config import ARCHITECTURE_DEFAULTS as ARCH
-from ..config import DEFAULT_LATENT_DIM, DEFAULT_MODEL, DEFAULTS, TrainConfig, resolve_device
+from ..config import DEFAULT_LATENT_DIM, DEFAULT_MODEL, DEFAULTS, TrainConfig, coerce_value, resolve_device
 from ..data import (
     DataSource,
     Dataset,
     ImagePreprocessor,
+    RowsAside,
     TabularPreprocessor,
     as_model_input,
     hash_split,
     iter_batches,
     iter_chunks,
     make_preprocessor,
+    numeric_view,
     open_source,
     preprocessor_from_state,
     rows_per_rank,
     split_indices,
 )
-from ..errors import ArtifactError, InputError, unknown_name_error
+from ..errors import ArtifactError, InputError, TrainingDivergedError, unknown_name_error
 from ..models import Architecture, build_model, get_model_class
 from ..train import StreamBatches, fit_model
+from ..train.batches import VALIDATION_CACHE_BYTES
 from ..train.distributed import context as distributed_context
 from ..train.distributed import local_device
 from .base import ExtraParamsMixin, require_fitted
@@ -149,6 +152,16 @@ precision, compile, checkpoint_every, keep_checkpoints
     def _train_config(self) -> TrainConfig:
         return TrainConfig(**{name: getattr(self, name) for name in TRAIN_OPTIONS})
 
+    def _checked_params(self) -> TrainConfig:
+        """The training options, validated; numbers given as text (a config file, ``--param``,
+        ``lr="1e-3"``) become numbers on the estimator too (:func:`latentforge.config.coerce_value`)."""
+        config = self._train_config()
+        for name in TRAIN_OPTIONS:
+            setattr(self, name, getattr(config, name))
+        for name in ("latent_dim", "max_categories", "gmm_components"):
+            setattr(self, name, coerce_value(getattr(self, name), int, name))
+        return config
+
     def fit(self, X: Any, y: Any = None, on_epoch: Any = None, checkpoint: str | Path | None = None,
             resume: bool = False) -> "Autoencoder":
         """Fit preprocessing and the model on X.
@@ -165,11 +178,13 @@ precision, compile, checkpoint_every, keep_checkpoints
         ``resume=True`` continues a killed run from it, giving the weights an uninterrupted run
         would have (on CPU with the same thread count, bit for bit).
         """
-        config = self._train_config()
+        config = self._checked_params()
         if self.sampler not in SAMPLERS:
             raise unknown_name_error("sampler", self.sampler, SAMPLERS)
         model_class = get_model_class(self.model)
         model_class.resolve_hyperparameters(self.hyperparameters)  # fail before any work
+        arch = Architecture(kind=self.architecture, hidden=self.hidden, channels=self.channels,
+                            activation=self.activation, norm=self.norm)
         source = _stream_source(X)
         if source is not None and model_class.fit_method == "posterior":
             # posterior sampling (bae, small data by design) needs every row at each step: read them in
@@ -183,15 +198,43 @@ precision, compile, checkpoint_every, keep_checkpoints
         if self.latent_dim >= n_features and not model_class.sparse_code:
             warnings.warn(f"latent_dim={self.latent_dim} is not smaller than the input's {n_features} features; "
                           f"the autoencoder can copy its input instead of compressing it.", stacklevel=2)
-        arch = Architecture(kind=self.architecture, hidden=tuple(self.hidden), channels=tuple(self.channels),
-                            activation=self.activation, norm=self.norm)
         torch.manual_seed(config.seed)
         pre = self.preprocessor_
         net = build_model(self.model, pre.input_shape, pre.layout, self.latent_dim, arch, self.hyperparameters)
         self.model_ = net
-        self.history_ = fit_model(net, train, val, config, progress=self.verbose, description=self.model,
-                                  on_epoch=on_epoch, regularizers=self.regularizers, checkpoint=checkpoint,
-                                  resume=resume)
+        try:
+            self.history_ = fit_model(net, train, val, config, progress=self.verbose, description=self.model,
+                                      on_epoch=on_epoch, regularizers=self.regularizers, checkpoint=checkpoint,
+                                      resume=resume)
+        except TrainingDivergedError as exc:
+            self._keep_last_good(exc, n_features, columns, train, val, kept)
+            raise
+        self._finish_fit(n_features, columns, train, val, kept)
+        return self
+
+    def _keep_last_good(self, exc: TrainingDivergedError, n_features: int, columns: Any, train: Any, val: Any,
+                        kept: torch.Tensor) -> None:
+        """After a divergence: with at least one finished epoch the estimator is fitted with the last
+        good weights (the trainer restored them) and ``metrics_`` says ``"diverged": true`` and
+        where; otherwise it is left unfitted (nothing worth keeping was learnt)."""
+        history = list(getattr(exc, "history", None) or [])
+        if history:
+            self.history_ = history
+            try:
+                self._finish_fit(n_features, columns, train, val, kept)
+                self.metrics_.update(diverged=True, diverged_epoch=exc.epoch, diverged_step=exc.step,
+                                     diverged_term=exc.term, kept_epoch=getattr(exc, "best_epoch", len(history)))
+                exc.kept_model = True
+                return
+            except Exception:  # noqa: BLE001 (the divergence is what the user must see)
+                pass
+        for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]:
+            delattr(self, name)
+        exc.kept_model = False
+
+    def _finish_fit(self, n_features: int, columns: Any, train: Any, val: Any, kept: torch.Tensor) -> None:
+        """What fitting sets after the weights: sampler, kept codes, reference errors, metrics."""
+        net = self.model_
         self.n_features_in_ = n_features
         if columns is not None:
             self.feature_names_in_ = np.asarray([str(c) for c in columns], dtype=object)
@@ -205,7 +248,6 @@ precision, compile, checkpoint_every, keep_checkpoints
         self.train_errors_ = self._batched(self.model_.reconstruction_error, kept).astype(np.float32)
         self._code_samplers: dict[str, Any] = {}
         self.metrics_ = self._fit_metrics(train, val, kept)
-        return self
 
     def _in_memory(self, X: Any, y: Any, config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor | None,
                                                                         torch.Tensor, Any]:
@@ -265,12 +307,15 @@ precision, compile, checkpoint_every, keep_checkpoints
         if n - n_val < 1:
             raise InputError(f"the validation split leaves no training rows in {source.name}.")
         transform = lambda raw: pre.transform(raw).reshape(len(raw), -1)  # noqa: E731
+        # all-numeric Parquet/array columns: read straight to NumPy features (the same stream, bit for bit)
+        fast = numeric_view(source, pre) if source.kind == "table" else None
+        read_from, transform = fast if fast is not None else (source, transform)
         ctx = distributed_context(resolve_device(config.device))
         device = local_device(resolve_device(config.device), ctx)
 
         def reader(row_filter, batch_size, shuffle, rank=ctx.rank, world_size=ctx.world_size):
             return lambda epoch: (features for _, features in iter_batches(
-                source, transform, batch_size, epoch=epoch, seed=config.seed, shuffle=shuffle, row_filter=row_filter,
+                read_from, transform, batch_size, epoch=epoch, seed=config.seed, shuffle=shuffle, row_filter=row_filter,
                 rank=rank, world_size=world_size))
         steps = None
         local_batch = config.batch_size
@@ -279,7 +324,27 @@ precision, compile, checkpoint_every, keep_checkpoints
             steps = lambda epoch: max(1, math.ceil(min(rows_per_rank(  # noqa: E731
                 source, epoch=epoch, seed=config.seed, world_size=ctx.world_size, row_filter=is_train)) / local_batch))
         train = StreamBatches(reader(is_train, local_batch, True), n - n_val, local_batch, device, steps)
-        val = StreamBatches(reader(is_val, 1024, False), n_val, 1024, device) if n_val else None
+        # the validation rows are the same every epoch: kept in memory after the first read when small enough
+        val = StreamBatches(reader(is_val, 1024, False), n_val, 1024, device,
+                            cache_bytes=VALIDATION_CACHE_BYTES) if n_val else None
+        n_features = int(np.prod(pre.input_shape))
+        if val is not None and not ctx.active and source.shardable and n_val * n_features * 4 <= val.cache_bytes:
+            plain_read = train.read
+
+            def read_setting_aside(epoch: int) -> Any:
+                """Until val keeps its batches, the training pass also sets the validation rows aside:
+                one read of the source in an epoch, not two (the same batches val would read)."""
+                if val.cached:
+                    yield from plain_read(epoch)
+                    return
+                aside = RowsAside(read_from, is_val, transform)
+                for _, features in iter_batches(aside, transform, local_batch, epoch=epoch, seed=config.seed,
+                                                row_filter=is_train):
+                    yield features
+                batches = aside.batches(1024)
+                if batches is not None:
+                    val.prime(batches)
+            train.read = read_setting_aside
         kept_parts, kept_rows = [], 0  # a seeded shuffled sample of training rows (epoch 0 is never trained on)
         for features in reader(is_train, 4096, True, 0, 1)(0):
             kept_parts.append(torch.from_numpy(features))
@@ -488,27 +553,82 @@ precision, compile, checkpoint_every, keep_checkpoints
         try:
             params, fitted = cls._params_from_manifest(art.config)
             est = cls(**params)
+            est._checked_params()  # model.json holds settings like any other input
             est.device = device
             spec = art.config["model"]
             est.preprocessor_ = preprocessor_from_state(art.config["preprocessing"])
-            net = build_model(spec["name"], est.preprocessor_.input_shape, est.preprocessor_.layout,
-                              spec["latent_dim"], spec["architecture"], spec["hyperparameters"])
             state = {k[len("model."):]: v for k, v in art.tensors.items() if k.startswith("model.")}
+            build = lambda: build_model(spec["name"], est.preprocessor_.input_shape, est.preprocessor_.layout,  # noqa: E731
+                                        spec["latent_dim"], spec["architecture"], spec["hyperparameters"])
+            _check_weight_shapes(Path(path), _meta_state(build), state)  # before any weight is allocated
+            net = build()
             net.load_state_dict(state, strict=True)
-            est.sampler_kind_ = fitted["sampler"]
+            est.model_ = net
+            est.sampler_kind_ = str(fitted["sampler"])
+            est._check_sampler(est.sampler_kind_)
             est.train_codes_ = art.tensors["codes.train"].numpy()
             est.train_errors_ = art.tensors["errors.train"].numpy()
-        except (KeyError, TypeError, RuntimeError) as exc:
-            raise ArtifactError(f"{path} does not hold a loadable model ({type(exc).__name__}: {exc}).") from None
+            est.history_ = [{k: float(v) if v not in ("", None) else float("nan") for k, v in row.items()}
+                            for row in art.history]
+            est.metrics_ = art.metrics
+            est.n_features_in_ = est.preprocessor_.n_features
+            if fitted.get("feature_names_in"):
+                est.feature_names_in_ = np.asarray(fitted["feature_names_in"], dtype=object)
+        except ArtifactError:
+            raise
+        except InputError as exc:
+            raise ArtifactError(f"{path} does not hold a loadable model: {exc}") from None
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError, OverflowError) as exc:
+            detail = " ".join(str(exc).split())[:200]
+            raise ArtifactError(f"{path} does not hold a loadable model ({type(exc).__name__}: {detail}).") from None
         est.model_ = net.to(target).eval()
         est._code_samplers = {}
-        est.history_ = [{k: float(v) if v not in ("", None) else float("nan") for k, v in row.items()}
-                        for row in art.history]
-        est.metrics_ = art.metrics
-        est.n_features_in_ = est.preprocessor_.n_features
-        if fitted.get("feature_names_in"):
-            est.feature_names_in_ = np.asarray(fitted["feature_names_in"], dtype=object)
+        est._check_round_trip(path)
         return est
+
+    def _check_round_trip(self, path: str | Path) -> None:
+        """One decoded row through the saved preprocessing and back, so that a saved state the code
+        cannot use (a damaged or hand-edited model.json) is an ArtifactError at load time, not a
+        crash in a later command."""
+        try:
+            with torch.no_grad():
+                z = torch.zeros(1, self.model_.latent_dim, device=next(self.model_.parameters()).device)
+                features = self.model_.likelihood.mean(self.model_.decode(z)).cpu().numpy()
+            self.preprocessor_.transform(self.preprocessor_.inverse_transform(features))
+        except Exception as exc:  # noqa: BLE001 (whatever breaks, the directory is the culprit)
+            detail = " ".join(str(exc).split())[:200]
+            raise ArtifactError(f"{path} does not hold a usable model: its preprocessing state does not fit its "
+                                f"network ({type(exc).__name__}: {detail}).") from None
+
+
+def _meta_state(build: Any) -> dict[str, torch.Tensor] | None:
+    """The state_dict of ``build()`` constructed on the meta device (shapes only, no memory); None
+    if the model cannot be built there (the real build then reports any problem)."""
+    try:
+        with torch.device("meta"):
+            return build().state_dict()
+    except InputError:
+        raise
+    except Exception:  # noqa: BLE001 (a model whose construction needs real tensors)
+        return None
+
+
+def _check_weight_shapes(path: Path, expected: dict[str, torch.Tensor] | None, stored: dict[str, torch.Tensor]) -> None:
+    """ArtifactError (one line) unless the network model.json describes has exactly the tensors of
+    weights.safetensors: the same names and shapes. ``expected`` may live on the meta device."""
+    if expected is None:
+        return
+    missing = [k for k in expected if k not in stored]
+    extra = [k for k in stored if k not in expected]
+    if missing or extra:
+        names = ", ".join(repr(k) for k in (missing or extra)[:3]) + (", ..." if len(missing or extra) > 3 else "")
+        what = "lacks" if missing else "has unexpected"
+        raise ArtifactError(f"{path}: model.json does not match weights.safetensors, which {what} "
+                            f"{len(missing or extra)} tensor(s) ({names}).")
+    for key, tensor in expected.items():
+        if tuple(tensor.shape) != tuple(stored[key].shape):
+            raise ArtifactError(f"{path}: model.json does not match weights.safetensors: {key!r} would be "
+                                f"{tuple(tensor.shape)} but is stored as {tuple(stored[key].shape)}.")
 
 
 def _stream_source(X: Any) -> DataSource | None:

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from ..config import coerce_value
 from ..errors import InputError, unknown_name_error
 from .blocks import Architecture, build_decoder, build_encoder
 from .likelihoods import ReconstructionLikelihood
@@ -68,6 +69,7 @@ class BaseAutoencoder(TrainHooks, nn.Module):
         architecture: Architecture | None = None, **hyperparameters: Any,
     ):
         super().__init__()
+        latent_dim = coerce_value(latent_dim, int, "latent_dim")
         if latent_dim < 1:
             raise InputError(f"latent_dim must be at least 1, got {latent_dim}.")
         self.input_shape = tuple(input_shape)
@@ -173,23 +175,8 @@ class BaseAutoencoder(TrainHooks, nn.Module):
 
 
 def _coerce(model: str, key: str, value: Any, default: Any) -> Any:
-    """Coerce CLI strings to the default's type; keep callables for priors and the like."""
+    """A hyper-parameter as its default's type (:func:`latentforge.config.coerce_value`: "4" and
+    "1e-3" are numbers); callables (priors and the like) and settings without a typed default pass."""
     if callable(value) or default is None:
         return value
-    kind = type(default)
-    try:
-        if kind is bool and isinstance(value, str):
-            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError
-            return value.lower() in ("true", "1", "yes")
-        if kind is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
-            return float(value)
-        if kind is int and isinstance(value, (int, str)) and not isinstance(value, bool):
-            return int(value)
-        if kind is str:
-            return str(value)
-    except ValueError:
-        pass
-    if isinstance(value, kind):
-        return value
-    raise InputError(f"hyper-parameter {key!r} of model {model!r} must be a {kind.__name__}, got {value!r}.")
+    return coerce_value(value, type(default), f"hyper-parameter {key!r} of model {model!r}")

@@ -5,13 +5,14 @@ Both take and return flat (N, D) tensors so the models and the trainer never car
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..config import ARCHITECTURE_DEFAULTS
+from ..config import ARCHITECTURE_DEFAULTS, coerce_sizes, coerce_value
 from ..errors import InputError
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh, "elu": nn.ELU}
@@ -30,8 +31,10 @@ class Architecture:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.hidden = tuple(int(h) for h in self.hidden)
-        self.channels = tuple(int(c) for c in self.channels)
+        self.hidden = coerce_sizes(self.hidden, "hidden")  # [512, 256], "512,256" or 512
+        self.channels = coerce_sizes(self.channels, "channels")
+        for name in ("kind", "activation", "norm"):
+            setattr(self, name, coerce_value(getattr(self, name), str, name))
         if self.kind not in ("auto", "mlp", "conv"):
             raise InputError(f"architecture {self.kind!r} is not one of auto, mlp, conv.")
         if self.activation not in ACTIVATIONS:
@@ -127,11 +130,11 @@ class ConvDecoder(nn.Module):
 def build_encoder(input_shape: tuple[int, ...], out_dim: int, arch: Architecture) -> nn.Module:
     if arch.resolve(input_shape) == "conv":
         return ConvEncoder(input_shape, out_dim, arch)  # type: ignore[arg-type]
-    return mlp(int(torch.tensor(input_shape).prod()), arch.hidden, out_dim, arch.activation, arch.norm)
+    return mlp(math.prod(int(d) for d in input_shape), arch.hidden, out_dim, arch.activation, arch.norm)
 
 
 def build_decoder(latent_dim: int, output_shape: tuple[int, ...], arch: Architecture) -> nn.Module:
     if arch.resolve(output_shape) == "conv":
         return ConvDecoder(latent_dim, output_shape, arch)  # type: ignore[arg-type]
-    out_dim = int(torch.tensor(output_shape).prod())
+    out_dim = math.prod(int(d) for d in output_shape)  # no tensor: builds on the meta device too
     return mlp(latent_dim, tuple(reversed(arch.hidden)), out_dim, arch.activation, arch.norm)

@@ -253,8 +253,8 @@ def train_model(
             if not math.isfinite(score):
                 model.load_state_dict(state.best_state)
                 raise TrainingDivergedError(
-                    f"the validation loss became {score} at epoch {epoch}; the model keeps its last good "
-                    f"checkpoint (epoch {state.best_epoch}).", epoch, spe, "val_total")
+                    f"the validation loss became {score} at epoch {epoch}; {_kept(state)}.", epoch, spe, "val_total",
+                    history=state.history, best_epoch=state.best_epoch)
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 scheduler.step(score)
             record["seconds"] = time.perf_counter() - started
@@ -337,5 +337,12 @@ def _raise_if_diverged(first_bad: int, bad_values: torch.Tensor, names: list[str
     model.load_state_dict(state.best_state)
     raise TrainingDivergedError(
         f"the loss term {bad!r} became {values[names.index(bad)]} at epoch {epoch}, step {first_bad + 1}; "
-        f"the model keeps its last good checkpoint (epoch {state.best_epoch}). Try a lower learning rate.",
-        epoch, first_bad + 1, bad)
+        f"{_kept(state)}. Try a lower learning rate.", epoch, first_bad + 1, bad,
+        history=state.history, best_epoch=state.best_epoch)
+
+
+def _kept(state: RunState) -> str:
+    """What a diverged run keeps: the best finished epoch's weights, or nothing before one finished."""
+    if state.history:
+        return f"the model keeps its last good weights (epoch {state.best_epoch})"
+    return "no epoch had finished, so there are no good weights to keep"

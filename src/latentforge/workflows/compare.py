@@ -23,6 +23,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import time
 import traceback
 from collections.abc import Callable
@@ -36,11 +37,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..config import read_config_file
+from ..config import coerce_value, read_config_file
 from ..data import Dataset, load_dataset, split_dataset
 from ..errors import InputError, unknown_name_error
 from ..estimator import Autoencoder
-from ..fsutil import atomic_write, check_output_dir
+from ..fsutil import atomic_write, check_output_dir, check_output_path
 from ..models import get_model_class
 from ..report.run_report import write_run_report
 from ..train.progress import ProgressDisplay
@@ -84,10 +85,18 @@ class CompareConfig:
     two_sample_permutations: int = 200
 
     def __post_init__(self) -> None:
-        if not self.models:
-            raise InputError("the comparison lists no models.")
-        if not self.seeds or not all(isinstance(s, int) for s in self.seeds):
+        if not isinstance(self.models, (list, tuple)) or not self.models:
+            raise InputError("the comparison lists no models: 'models' must be a non-empty list.")
+        if not isinstance(self.seeds, (list, tuple)) or not self.seeds:
             raise InputError(f"seeds must be a non-empty list of integers, got {self.seeds!r}.")
+        self.seeds = [coerce_value(s, int, f"seeds[{i}]") for i, s in enumerate(self.seeds)]
+        self.dataset = coerce_value(self.dataset, str, "dataset")
+        self.test_fraction = coerce_value(self.test_fraction, float, "test_fraction")
+        self.split_seed = coerce_value(self.split_seed, int, "split_seed")
+        self.n_generated = coerce_value(self.n_generated, int, "n_generated", optional=True)
+        self.two_sample_permutations = coerce_value(self.two_sample_permutations, int, "two_sample_permutations")
+        if not isinstance(self.shared, dict) or not isinstance(self.id_columns, (list, tuple)):
+            raise InputError("the comparison config is malformed: 'shared' must be a mapping and 'id_columns' a list.")
         if not 0 < self.test_fraction < 1:
             raise InputError(f"test_fraction must lie in (0, 1), got {self.test_fraction!r}.")
         estimator_keys = _estimator_keys()
@@ -109,6 +118,11 @@ class CompareConfig:
             names.append(spec.get("name", spec["model"]))
         if len(set(names)) != len(names):
             raise InputError(f"model names must be unique; give repeated models a 'name': {names}.")
+        files = [run_name(n) for n in names]  # each name is also a file name under OUT/runs/
+        for i, f in enumerate(files):
+            if files.index(f) != i:
+                raise InputError(f"the model names {names[files.index(f)]!r} and {names[i]!r} give the same file "
+                                 f"name {f!r}; rename one of them.")
         if self.one_class is not None and (not isinstance(self.one_class, dict) or set(self.one_class) != {"normal_label"}):
             raise InputError("one_class must be a mapping with the single key 'normal_label'.")
 
@@ -158,9 +172,17 @@ def _run_key(config: CompareConfig, spec: dict[str, Any], seed: int) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def run_name(name: Any) -> str:
+    """A model's display name as a safe file name: letters, digits, ``.``, ``_`` and ``-`` only (every
+    other run of characters becomes ``_``), no leading dot, at most 80 characters; so
+    ``"../../x"`` → ``"x"`` and ``"a/b"`` → ``"a_b"``, and nothing lands outside ``OUT/runs/``."""
+    safe = re.sub(r"[^\w.-]+", "_", str(name), flags=re.ASCII).strip("._-")[:80].rstrip("._-")
+    return safe or "model"
+
+
 def _jobs(config: CompareConfig) -> list[_Job]:
-    return [_Job(config, spec, seed, f"{spec.get('name', spec['model'])}-seed{seed}", _run_key(config, spec, seed))
-            for spec in config.models for seed in config.seeds]
+    return [_Job(config, spec, seed, f"{run_name(spec.get('name', spec['model']))}-seed{seed}",
+                 _run_key(config, spec, seed)) for spec in config.models for seed in config.seeds]
 
 
 def _splits(config: CompareConfig) -> tuple[Dataset, Dataset]:
@@ -371,6 +393,7 @@ def run_compare(config: CompareConfig | dict[str, Any] | str | Path, out: str | 
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise InputError(f"jobs must be a positive integer, got {jobs!r}.")
     out = Path(out)
+    check_output_path(out, [config.dataset])
     check_output_dir(out, marker="compare.json")
     train, test = _splits(config)  # a bad dataset or split fails here, before any run
     (out / "runs").mkdir(parents=True, exist_ok=True)
