@@ -449,3 +449,129 @@ def test_bad_folders_and_objects_are_input_errors(tmp_path):
     with pytest.raises(InputError, match="rank"):
         next(iter_chunks(source, rank=2, world_size=2))
     assert isinstance(next(iter_chunks(source)), Chunk)
+
+
+# -- the columnar fast path: Arrow/array columns to features without pandas ---------------------
+
+def _numeric_parquet(tmp_path) -> DataSource:
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"id": np.arange(N), "a": rng.normal(size=N).astype(np.float32),
+                          "b": rng.normal(100, 5, size=N), "c": pd.array(rng.integers(0, 9, N), dtype="Int64")})
+    frame.loc[frame.index[::31], "a"] = np.nan
+    frame.loc[frame.index[::17], "c"] = pd.NA  # an integer column with nulls: NaN as float64, as pandas reads it
+    frame.to_parquet(tmp_path / "n.parquet", row_group_size=130)
+    return open_source(tmp_path / "n.parquet")
+
+
+def _fitted_on(source: DataSource, **options):
+    from latentforge.data import TabularPreprocessor
+
+    return TabularPreprocessor(**options).fit_stream(c.data for c in iter_chunks(source, shuffle=False))
+
+
+@pytest.mark.parametrize("kind", ["numeric_parquet", "parquet_dir_numeric", "npy", "safetensors_dir", "torch_map",
+                                  "array"])
+def test_the_numeric_view_streams_the_same_batches_bit_for_bit(kind, tmp_path):
+    from latentforge.data import ColumnBlock, numeric_view
+
+    options = {}
+    if kind == "numeric_parquet":
+        source, options = _numeric_parquet(tmp_path), {"id_columns": ("id",)}
+    elif kind == "parquet_dir_numeric":
+        source, _ = _make("parquet_dir", tmp_path)
+        options = {"id_columns": ("id",), "column_types": {"city": "ignore"}}
+    elif kind == "array":
+        source = open_source(np.random.default_rng(4).integers(-9, 9, size=(N, 4)), fragment_rows=210)
+    else:
+        source, _ = _make(kind, tmp_path)
+    pre = _fitted_on(source, **options)
+    view, fast = numeric_view(source, pre)
+    assert view.fragment_sizes == source.fragment_sizes
+    assert isinstance(view.read_fragment(1), ColumnBlock)
+    slow = lambda raw: pre.transform(raw).reshape(len(raw), -1)  # noqa: E731
+    settings = [dict(seed=0, epoch=1), dict(seed=5, epoch=2, shuffle_buffer=0),
+                dict(shuffle=False, row_filter=lambda r: hash_split(r, 0.2, 1)),
+                dict(seed=2, epoch=1, rank=1, world_size=2, shuffle_buffer=100, row_filter=lambda r: r % 3 > 0)]
+    for kw in settings:
+        want = list(iter_batches(source, slow, 64, **kw))
+        got = list(iter_batches(view, fast, 64, **kw))
+        assert len(got) == len(want) > 1
+        for (rows_g, x_g), (rows_w, x_w) in zip(got, want):
+            np.testing.assert_array_equal(rows_g, rows_w)
+            np.testing.assert_array_equal(x_g.view(np.uint32), x_w.view(np.uint32))
+
+
+def test_the_numeric_view_applies_only_where_it_gives_the_same_features(tmp_path):
+    from latentforge.data import numeric_view
+
+    mixed, _ = _make("parquet", tmp_path)  # a categorical column: the pandas transform
+    assert numeric_view(mixed, _fitted_on(mixed)) is None
+    csv, _ = _make("csv", tmp_path)  # read only from the start
+    assert numeric_view(csv, _fitted_on(csv, column_types={"city": "ignore"})) is None
+    numeric = _numeric_parquet(tmp_path)
+    assert numeric_view(numeric, _fitted_on(numeric, id_columns=("id",))) is not None
+    # a column the schema does not know: the slow transform's error, not a silent skip
+    assert numeric_view(numeric, _fitted_on(open_source(tmp_path / "n.parquet", columns=["a", "b"]))) is None
+    frame = pd.DataFrame({"t": pd.date_range("2020", periods=50, freq="D"), "x": np.arange(50.0)})
+    frame.to_parquet(tmp_path / "time.parquet")
+    timed = open_source(tmp_path / "time.parquet")
+    pre = _fitted_on(timed)
+    assert pre.numeric_feature_columns == ["t", "x"] and numeric_view(timed, pre) is None  # datetimes: pandas
+
+
+def test_column_readers_give_the_numbers_pandas_holds(tmp_path):
+    source = _numeric_parquet(tmp_path)
+    read = source.column_reader(["c", "a"])
+    frame = source.read_fragment(2)
+    c, a = read(2)
+    np.testing.assert_array_equal(c, frame["c"].to_numpy(dtype=float, na_value=np.nan))
+    np.testing.assert_array_equal(a, frame["a"].to_numpy(dtype=float, na_value=np.nan))
+    assert a.dtype == np.float32 and np.isnan(c).sum() == frame["c"].isna().sum() > 0
+    mixed, _ = _make("parquet", tmp_path)
+    assert mixed.column_reader(["value", "city"]) is None and mixed.column_reader(["nope"]) is None
+    npy, ref = _make("npy", tmp_path)
+    x0, x3 = npy.column_reader(["x0", "x3"])(1)
+    np.testing.assert_array_equal(np.stack([x0, x3], 1), ref[128:256][:, [0, 3]])
+    assert open_source(_frame()).column_reader(["value"]) is None  # an in-memory frame: pandas already
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_rebatch_cuts_the_rows_in_order_and_slices_inside_a_chunk(drop_last):
+    from latentforge.data import rebatch
+
+    rng = np.random.default_rng(0)
+    sizes = [5, 3, 9, 1, 1, 16, 2]
+    starts = np.cumsum([0, *sizes])
+    chunks = [Chunk(np.arange(a, a + n), rng.normal(size=(n, 2))) for a, n in zip(starts, sizes)]
+    whole = np.concatenate([c.data for c in chunks])
+    for size in (1, 4, 7, 37, 100):
+        batches = list(rebatch(iter(chunks), size, drop_last=drop_last))
+        n_out = len(whole) - (len(whole) % size if drop_last else 0)
+        assert [len(b.rows) for b in batches] == [min(size, n_out - a) for a in range(0, n_out, size)]
+        np.testing.assert_array_equal(np.concatenate([b.rows for b in batches]) if batches else [], np.arange(n_out))
+        if batches:
+            np.testing.assert_array_equal(np.concatenate([b.data for b in batches]), whole[:n_out])
+    inside = next(b for b in rebatch(iter(chunks), 4) if b.rows[0] == 20)  # rows 20..23 lie in the 16-row chunk
+    assert np.shares_memory(inside.data, chunks[5].data)  # a view, not a copy
+
+
+@pytest.mark.parametrize("kind", ["parquet_dir", "csv", "npy"])
+def test_rows_set_aside_in_a_training_pass_are_the_validation_stream(kind, tmp_path):
+    from latentforge.data import RowsAside
+
+    source, _ = _make(kind, tmp_path)
+    pre = _fitted_on(source, id_columns=("id",)) if source.columns != [f"x{i}" for i in range(5)] else None
+    transform = ((lambda raw: pre.transform(raw)) if pre is not None else (lambda raw: raw.to_numpy() * 2))
+    is_val = lambda rows: hash_split(rows, 0.15, 4)  # noqa: E731
+    want = [x for _, x in iter_batches(source, transform, 50, shuffle=False, row_filter=is_val)]
+    aside = RowsAside(source, is_val, transform)
+    train = list(iter_batches(aside, transform, 64, epoch=3, seed=1, shuffle_buffer=200,
+                              row_filter=lambda r: ~is_val(r)))
+    plain = list(iter_batches(source, transform, 64, epoch=3, seed=1, shuffle_buffer=200,
+                              row_filter=lambda r: ~is_val(r)))
+    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(train, plain))
+    got = aside.batches(50)
+    assert len(got) == len(want) > 2 and all(np.array_equal(g, w) for g, w in zip(got, want))
+    partial = RowsAside(source, is_val, transform)
+    next(iter_batches(partial, transform, 64, shuffle=False, row_filter=lambda r: ~is_val(r)))
+    assert partial.batches(50) is None  # not every fragment was read

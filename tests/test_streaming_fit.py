@@ -104,3 +104,123 @@ def test_an_unstreamable_path_is_a_clear_error(tmp_path):
     (tmp_path / "x.txt").write_text("1,2\n")
     with pytest.raises(InputError, match="cannot be streamed"):
         Autoencoder("ae", 2, **FAST).fit(tmp_path / "x.txt")
+
+
+@pytest.fixture(scope="module")
+def numeric_parquet(tmp_path_factory):
+    """An all-numeric table (with an id and missing values): the columnar fast path applies."""
+    path = tmp_path_factory.mktemp("numeric") / "n.parquet"
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(500, 2))
+    frame = pd.DataFrame({"id": np.arange(500), "a": z[:, 0].astype(np.float32), "b": z[:, 0] - z[:, 1],
+                          "n": rng.integers(0, 5, 500)})
+    frame.loc[frame.index[::23], "b"] = np.nan
+    frame.to_parquet(path, row_group_size=60)
+    return path
+
+
+def _without_fast_path(monkeypatch):
+    import latentforge.estimator.autoencoder as autoencoder
+
+    monkeypatch.setattr(autoencoder, "numeric_view", lambda source, pre: None)
+
+
+def test_the_columnar_fast_path_trains_exactly_as_the_pandas_path(numeric_parquet, monkeypatch):
+    from latentforge.data import numeric_view
+    from latentforge.estimator import autoencoder
+
+    calls = []
+    monkeypatch.setattr(autoencoder, "numeric_view", lambda s, p: calls.append(1) or numeric_view(s, p))
+    fast = Autoencoder("ae", 2, id_columns=("id",), **FAST).fit(numeric_parquet)
+    assert calls
+    _without_fast_path(monkeypatch)
+    slow = Autoencoder("ae", 2, id_columns=("id",), **FAST).fit(numeric_parquet)
+    for (k, x), y in zip(fast.model_.state_dict().items(), slow.model_.state_dict().values()):
+        assert torch.equal(x, y), k
+    drop = lambda h: {k: v for k, v in h.items() if k != "seconds"}  # noqa: E731
+    assert [drop(h) for h in fast.history_] == [drop(h) for h in slow.history_]
+    assert fast.metrics_ == slow.metrics_
+    np.testing.assert_array_equal(fast.train_codes_, slow.train_codes_)
+
+
+def test_a_fast_path_fit_killed_mid_epoch_resumes_bit_for_bit(numeric_parquet, tmp_path):
+    class Stop(Exception):
+        pass
+
+    seen = {"n": 0}
+
+    def stop_at_step_11(model, x):
+        seen["n"] += 1
+        if seen["n"] == 11:
+            raise Stop
+        return {}
+    options = dict(id_columns=("id",), checkpoint_every=4, **FAST)
+    reference = Autoencoder("vae", 2, **options).fit(numeric_parquet)
+    ckpt = tmp_path / "ckpt"
+    with pytest.raises(Stop):
+        Autoencoder("vae", 2, regularizers=(stop_at_step_11,), **options).fit(numeric_parquet, checkpoint=ckpt)
+    resumed = Autoencoder("vae", 2, **options).fit(numeric_parquet, checkpoint=ckpt, resume=True)
+    for (k, x), y in zip(reference.model_.state_dict().items(), resumed.model_.state_dict().values()):
+        assert torch.equal(x, y), k
+    assert [h["val_total"] for h in reference.history_] == [h["val_total"] for h in resumed.history_]
+
+
+def test_validation_batches_are_read_once_and_then_served_from_memory():
+    from latentforge.train.batches import StreamBatches
+
+    reads = []
+    rng = np.random.default_rng(0)
+    arrays = [rng.normal(size=(n, 3)).astype(np.float32) for n in (4, 4, 2)]
+
+    def read(epoch):
+        reads.append(epoch)
+        return iter(arrays)
+    cpu = torch.device("cpu")
+    kept = StreamBatches(read, 10, 4, cpu, cache_bytes=10 * 3 * 4)
+    expected = [a.copy() for a in arrays]
+    for b in kept.epoch(1):
+        b.mul_(0)  # a step that writes into its input does not change what later epochs get
+    for epoch in (2, 3):
+        again = [b.numpy() for b in kept.epoch(epoch)]
+        assert len(again) == 3 and all(np.array_equal(a, b) for a, b in zip(expected, again))
+        again[0][:] = 7
+    assert reads == [1]
+    reads.clear()
+    too_big = StreamBatches(read, 10, 4, cpu, cache_bytes=10 * 3 * 4 - 1)
+    list(too_big.epoch(1)), list(too_big.epoch(2))
+    assert reads == [1, 2]
+    reads.clear()
+    never = StreamBatches(read, 10, 4, cpu)
+    next(iter(never.epoch(1))), list(never.epoch(2)), list(never.epoch(3))
+    assert reads == [1, 2, 3]
+
+
+@pytest.mark.parametrize("data", ["numeric", "mixed"])
+def test_setting_validation_rows_aside_changes_nothing_but_the_reads(data, numeric_parquet, table, monkeypatch):
+    import latentforge.estimator.autoencoder as autoencoder
+    from latentforge.data import sources
+
+    path = numeric_parquet if data == "numeric" else table[0] / "parts"
+    reads = []  # fragments read, through pandas or through the columnar reader
+    read_fragment, column_reader = sources.ParquetSource.read_fragment, sources.ParquetSource.column_reader
+    monkeypatch.setattr(sources.ParquetSource, "read_fragment", lambda self, f: reads.append(f) or read_fragment(self, f))
+
+    def counted_column_reader(self, columns):
+        read = column_reader(self, columns)
+        return None if read is None else (lambda f: reads.append(f) or read(f))
+    monkeypatch.setattr(sources.ParquetSource, "column_reader", counted_column_reader)
+    options = dict(id_columns=("id",), **{**FAST, "epochs": 3})
+    kept = Autoencoder("ae", 2, **options).fit(path)
+    n_kept = len(reads)
+    reads.clear()
+    monkeypatch.setattr(autoencoder, "VALIDATION_CACHE_BYTES", 0)  # read the validation rows every epoch
+    every = Autoencoder("ae", 2, **options).fit(path)
+    n_fragments = sources.open_source(path).n_fragments
+    # the statistics pass, the kept-sample pass and three training passes (which set the validation
+    # rows aside); without the cache also three validation passes and the metrics' one
+    assert (n_kept, len(reads)) == (5 * n_fragments, 9 * n_fragments)
+    for (k, x), y in zip(kept.model_.state_dict().items(), every.model_.state_dict().values()):
+        assert torch.equal(x, y), k
+    drop = lambda h: {k: v for k, v in h.items() if k != "seconds"}  # noqa: E731
+    assert [drop(h) for h in kept.history_] == [drop(h) for h in every.history_]
+    assert kept.metrics_ == every.metrics_

@@ -20,6 +20,7 @@ from .io import (
     write_stream,
 )
 from .chunks import Chunk
+from .columnar import ColumnBlock, numeric_view
 from .sources import (
     DEFAULT_SHUFFLE_BUFFER,
     ArraySource,
@@ -33,7 +34,7 @@ from .sources import (
     TorchStreamSource,
     open_source,
 )
-from .streams import hash_split, iter_batches, iter_chunks, rebatch, rows_per_rank
+from .streams import RowsAside, hash_split, iter_batches, iter_chunks, rebatch, rows_per_rank
 from .split import split_dataset, split_indices
 from .tabular import DEFAULT_RESERVOIR, TableStats, TabularPreprocessor
 
@@ -71,9 +72,9 @@ def preprocessor_from_state(state: dict[str, Any]) -> Preprocessor:
 
 
 __all__ = [
-    "ArraySource", "Chunk", "CsvSource", "DEFAULT_RESERVOIR", "DEFAULT_SHUFFLE_BUFFER", "DataSource", "ImageFolderSource",
-    "NpySource", "ParquetSource", "SafetensorsSource", "TableStats", "TorchSource", "TorchStreamSource", "hash_split",
-    "iter_batches", "iter_chunks", "open_source", "rebatch", "rows_per_rank",
+    "ArraySource", "Chunk", "ColumnBlock", "CsvSource", "DEFAULT_RESERVOIR", "DEFAULT_SHUFFLE_BUFFER", "DataSource", "ImageFolderSource",
+    "NpySource", "ParquetSource", "RowsAside", "SafetensorsSource", "TableStats", "TorchSource", "TorchStreamSource", "hash_split",
+    "iter_batches", "iter_chunks", "numeric_view", "open_source", "rebatch", "rows_per_rank",
     "BUILTIN", "OUTPUT_SUFFIXES", "Dataset", "check_output_file", "write_output", "write_stream", "ImagePreprocessor", "Preprocessor", "TabularPreprocessor", "as_model_input",
     "dataset_from_frame", "load_builtin", "load_dataset", "make_preprocessor", "make_shapes",
     "preprocessor_from_state", "read_table", "split_dataset", "split_indices",

@@ -17,7 +17,7 @@ import inspect
 import re
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,13 @@ def _pick_columns(available: Sequence[str], wanted: Sequence[str] | None, source
     if not wanted:
         raise InputError(f"columns=[] selects nothing from {source}.")
     return wanted
+
+
+def _plain_number(dtype: np.dtype) -> bool:
+    """Integers and floats, which pandas and NumPy turn into the same float64 values (not bool,
+    complex, datetimes or objects)."""
+    dtype = np.dtype(dtype)
+    return dtype.kind in "iuf"
 
 
 def _auto_fragment_rows(fragment_rows: int | None, row_bytes: float) -> int:
@@ -187,6 +194,15 @@ class DataSource(ABC):
         for f in range(self.n_fragments) if fragments is None else fragments:
             yield Chunk(np.arange(offsets[f], offsets[f + 1], dtype=np.int64), self.read_fragment(f))
 
+    def column_reader(self, columns: Sequence[str]) -> Callable[[int], list[np.ndarray] | None] | None:
+        """``read(f) -> arrays``: fragment f's ``columns`` as 1-D integer or float NumPy arrays
+        (missing values as NaN: the numbers pandas would hold), read without building a
+        DataFrame. None when this source cannot read those columns so (other types, in-memory
+        frames, storage read only from the start); ``read(f)`` itself returns None for a fragment
+        it cannot read so after all (the caller then uses :meth:`read_fragment`). The fast path of
+        :func:`latentforge.data.columnar.numeric_view`."""
+        return None
+
     def head(self, n: int) -> Raw:
         """The first ``n`` rows (fewer if the source is shorter), reading only the fragments they lie in."""
         n = positive_int(n, "n")
@@ -232,6 +248,27 @@ class _SlicedSource(DataSource):
         part, a, b, start = self._pieces[self._check_fragment(f)]
         return _as_raw(self._read(part, a, b), self.kind, self.columns, start, self.name)
 
+    #: dtype of the rows ``_read`` returns when they are a 2-D NumPy table (None: a DataFrame, or images)
+    _array_dtype: np.dtype | None = None
+
+    def column_reader(self, columns: Sequence[str]) -> Callable[[int], list[np.ndarray] | None] | None:
+        """Columns ``x<i>`` of an integer or float 2-D array source, as views of each fragment's block."""
+        dtype = self._array_dtype
+        if self.kind != "table" or dtype is None or not _plain_number(dtype) or self.columns is None:
+            return None
+        position = {c: i for i, c in enumerate(self.columns)}
+        if any(c not in position for c in columns):
+            return None
+        index = [position[c] for c in columns]
+
+        def read(f: int) -> list[np.ndarray] | None:
+            part, a, b, _ = self._pieces[self._check_fragment(f)]
+            block = self._read(part, a, b)
+            if not isinstance(block, np.ndarray) or block.ndim != 2 or not _plain_number(block.dtype):
+                return None  # not what the first rows promised (torch items can differ): pandas decides
+            return [block[:, i] for i in index]
+        return read
+
 
 # ---------------------------------------------------------------------------------------------
 # implementations
@@ -266,6 +303,7 @@ class ArraySource(_SlicedSource):
                 raise InputError("columns= selects DataFrame columns; an array's columns are x0, x1, ...")
             data = _tensor_numpy(data)
             self.kind, self.columns = _kind_of(data.shape, data.dtype, f"the {self.name}")
+            self._array_dtype = data.dtype
             row_bytes = data[:1].nbytes
         self._data = data
         self._slice_parts([len(data)], _auto_fragment_rows(fragment_rows, row_bytes))
@@ -286,6 +324,7 @@ class NpySource(_SlicedSource):
         self.name = self.path.stem
         array = self._open()
         self.kind, self.columns = _kind_of(array.shape, array.dtype, str(self.path))
+        self._array_dtype = array.dtype
         self._slice_parts([len(array)], _auto_fragment_rows(fragment_rows, array[:1].nbytes))
 
     def _open(self) -> np.ndarray:
@@ -331,6 +370,7 @@ class SafetensorsSource(_SlicedSource):
             rows.append(shape[0] if shape else 0)
         sample = self._read_file(self._files[0], 0, 0)
         self.kind, self.columns = _kind_of((sum(rows), *row_shape), sample.dtype, str(self.path))
+        self._array_dtype = sample.dtype
         row_bytes = sample.itemsize * int(np.prod(row_shape))
         self._slice_parts(rows, _auto_fragment_rows(fragment_rows, row_bytes))
 
@@ -424,6 +464,25 @@ class ParquetSource(DataSource):
             raise InputError(f"{self.path} has a header but no rows.")
         self._set_fragments(sizes)
         self._starts = self.offsets
+        self._types = {name: schema.field(name).type for name in self.columns}
+
+    def column_reader(self, columns: Sequence[str]) -> Callable[[int], list[np.ndarray] | None] | None:
+        """Integer and float columns straight from Arrow to NumPy (zero-copy where Arrow allows;
+        nulls become NaN, as in ``to_pandas``), reading only those columns; decoding runs on the
+        calling thread (``use_threads=False``), so a background reader does not also start
+        Arrow's thread pool next to PyTorch's threads."""
+        import pyarrow as pa
+
+        columns = list(columns)
+        if not columns or any(c not in self._types for c in columns):
+            return None
+        if not all(pa.types.is_integer(self._types[c]) or pa.types.is_floating(self._types[c]) for c in columns):
+            return None
+
+        def read(f: int) -> list[np.ndarray]:
+            table = self._fragments[self._check_fragment(f)].to_table(columns=columns, use_threads=False)
+            return [table.column(i).to_numpy() for i in range(table.num_columns)]
+        return read
 
     def read_fragment(self, f: int) -> pd.DataFrame:
         table = self._fragments[self._check_fragment(f)].to_table(columns=self.columns)
@@ -579,6 +638,7 @@ class TorchSource(_SlicedSource):
         first = _first_tensor(dataset[0])
         self._row_shape = first.shape
         self.kind, self.columns = _kind_of((n, *first.shape), first.dtype, f"the torch dataset {self.name}")
+        self._array_dtype = first.dtype
         self._slice_parts([n], _auto_fragment_rows(fragment_rows, first.nbytes))
 
     def _read(self, part: int, start: int, stop: int) -> np.ndarray:

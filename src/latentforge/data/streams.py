@@ -227,14 +227,7 @@ def iter_batches(
         source, epoch, seed, shuffle, iter_chunks_kwargs.get("rank", 0), iter_chunks_kwargs.get("world_size", 1),
         iter_chunks_kwargs.get("row_filter"))
 
-    def featured() -> Iterator[Chunk]:
-        for chunk in fragments:
-            x = np.asarray(transform(chunk.data), dtype=np.float32)
-            if len(x) != len(chunk.rows):
-                raise InputError(f"transform returned {len(x)} rows for a chunk of {len(chunk.rows)}; "
-                                 "it must keep one row per input row.")
-            yield Chunk(chunk.rows, x)
-    chunks = featured()
+    chunks = (_features(transform, chunk) for chunk in fragments)
     if shuffle:  # the same buffer as iter_chunks', over features rather than raw rows
         chunks = _shuffled(chunks, buffer, np.random.default_rng([_seed(seed), _seed(epoch), 1, consumer,
                                                                    n_consumers]))
@@ -242,23 +235,88 @@ def iter_batches(
         yield batch.rows, batch.data
 
 
+def _features(transform: Callable[[Raw], np.ndarray], chunk: Chunk) -> Chunk:
+    """``transform`` of a chunk's raw rows as float32 features, one row per row."""
+    x = np.asarray(transform(chunk.data), dtype=np.float32)
+    if len(x) != len(chunk.rows):
+        raise InputError(f"transform returned {len(x)} rows for a chunk of {len(chunk.rows)}; "
+                         "it must keep one row per input row.")
+    return Chunk(chunk.rows, x)
+
+
+class RowsAside(DataSource):
+    """``source`` read as it is, with the rows ``row_filter`` selects in every fragment read also
+    transformed and set aside: one pass over the storage feeds a training stream (which filters
+    those rows out) and collects the validation rows on the side, instead of a second pass.
+
+    After a pass that read every fragment once, :meth:`batches` gives the set-aside features
+    exactly as ``iter_batches(source, transform, batch_rows, shuffle=False,
+    row_filter=row_filter)`` would (storage order, the same cuts). Memory: the set-aside features.
+    """
+
+    def __init__(self, source: DataSource, row_filter: Callable[[np.ndarray], np.ndarray],
+                 transform: Callable[[Raw], np.ndarray]):
+        if not source.shardable:
+            raise InputError(f"{source.name} is read as one stream per consumer; rows cannot be set aside by fragment.")
+        self._source, self._filter, self._transform = source, row_filter, transform
+        self.kind, self.name, self.columns = source.kind, source.name, source.columns
+        self.seekable, self.shardable = source.seekable, source.shardable
+        self._set_fragments(source.fragment_sizes)
+        self._aside: dict[int, Chunk] = {}  # first row of a fragment -> its set-aside features
+        self._seen: set[int] = set()
+
+    def _set_aside(self, chunk: Chunk) -> Chunk:
+        first = int(chunk.rows[0]) if len(chunk.rows) else -1
+        if first in self._seen:
+            raise InputError(f"fragment from row {first} of {self.name} was read twice in one pass.")
+        self._seen.add(first)
+        keep = np.asarray(self._filter(chunk.rows), dtype=bool)
+        if keep.any():
+            self._aside[first] = _features(self._transform, take_chunk(chunk, np.flatnonzero(keep)))
+        return chunk
+
+    def iter_fragments(self, fragments: Iterable[int] | None = None) -> Iterator[Chunk]:
+        for chunk in self._source.iter_fragments(fragments):
+            yield self._set_aside(chunk)
+
+    def read_fragment(self, f: int) -> Raw:
+        return self.iter_fragments([f]).__next__().data
+
+    def batches(self, batch_rows: int) -> list[np.ndarray] | None:
+        """The set-aside features in batches of ``batch_rows`` (the last shorter), in storage
+        order; None unless every fragment has been read."""
+        if len(self._seen) != self.n_fragments:
+            return None
+        chunks = [self._aside[first] for first in sorted(self._aside)]
+        return [np.ascontiguousarray(b.data) for b in rebatch(chunks, batch_rows)]
+
+
 def rebatch(chunks: Iterable[Chunk], batch_rows: int, *, drop_last: bool = False) -> Iterator[Chunk]:
     """The rows of ``chunks`` (raw frames, images or feature arrays) in order, cut and joined into
-    chunks of exactly ``batch_rows`` rows (the last one shorter unless ``drop_last``)."""
+    chunks of exactly ``batch_rows`` rows (the last one shorter unless ``drop_last``).
+
+    Batches inside one input chunk are slices of it (views, no copy); only a batch that spans
+    chunks is joined, from the pieces it takes."""
     batch_rows = positive_int(batch_rows, "batch_rows")
-    held: list[Chunk] = []
-    n_held = 0
+    pending: list[Chunk] = []  # the start of the next batch, from earlier chunks
+    n_pending = 0
     for chunk in chunks:
-        held.append(chunk)
-        n_held += len(chunk.rows)
-        if n_held >= batch_rows:
-            joined, full = concat_chunks(held), n_held - n_held % batch_rows
-            for a in range(0, full, batch_rows):
-                yield slice_chunk(joined, a, a + batch_rows)
-            held = [slice_chunk(joined, full, n_held)] if full < n_held else []
-            n_held -= full
-    if held and not drop_last:
-        yield concat_chunks(held)
+        n, at = len(chunk.rows), 0
+        if n_pending:
+            need = batch_rows - n_pending
+            if n < need:
+                pending.append(chunk)
+                n_pending += n
+                continue
+            yield concat_chunks([*pending, slice_chunk(chunk, 0, need)])
+            pending, n_pending, at = [], 0, need
+        while at + batch_rows <= n:
+            yield slice_chunk(chunk, at, at + batch_rows)
+            at += batch_rows
+        if at < n:
+            pending, n_pending = [slice_chunk(chunk, at, n)], n - at
+    if pending and not drop_last:
+        yield concat_chunks(pending)
 
 
-__all__ = ["hash_split", "iter_batches", "iter_chunks", "rebatch", "rows_per_rank"]
+__all__ = ["RowsAside", "hash_split", "iter_batches", "iter_chunks", "rebatch", "rows_per_rank"]

@@ -87,32 +87,75 @@ class StreamBatches:
     non-blocking copies, so reading the next batch overlaps the current step. ``steps(epoch)``
     (data parallelism: the fewest steps any rank's share allows, the same on every rank) caps an
     epoch; None reads the stream to its end.
+
+    ``cache_bytes`` (for a stream that is the same every epoch, such as the validation rows):
+    after the first complete read, keep the batches in memory, if they come to at most that many
+    bytes, and serve later epochs from them instead of reading the source again. 0 never keeps.
     """
 
     def __init__(self, read: Callable[[int], Iterable[np.ndarray]], n_rows: int, batch_size: int,
-                 device: torch.device, steps: Callable[[int], int] | None = None):
+                 device: torch.device, steps: Callable[[int], int] | None = None, *, cache_bytes: int = 0):
         self.read, self.n_rows, self.batch_size, self.device = read, int(n_rows), int(batch_size), device
         self.pin = device.type == "cuda"
         self._steps = steps
+        self.cache_bytes = int(cache_bytes)
+        self._cached: list[np.ndarray] | None = None
 
     def steps(self, epoch: int) -> int:
         return self._steps(epoch) if self._steps is not None else steps_per_epoch(self)
 
+    @property
+    def cached(self) -> bool:
+        """Whether the batches are kept in memory (later epochs do not read the source)."""
+        return self._cached is not None
+
+    def prime(self, batches: list[np.ndarray]) -> bool:
+        """Keep ``batches`` (this stream's batches, every one of them, read elsewhere: e.g. set
+        aside by the training pass) as if a first epoch had read them; False, keeping nothing,
+        when they exceed ``cache_bytes`` or batches are kept already."""
+        if self._cached is not None or sum(b.nbytes for b in batches) > self.cache_bytes:
+            return False
+        self._cached = [np.ascontiguousarray(b, dtype=np.float32) for b in batches]
+        return True
+
+    def _to_device(self, features: np.ndarray) -> torch.Tensor:
+        batch = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+        if self.pin:
+            batch = batch.pin_memory()
+        return batch.to(self.device, non_blocking=self.pin)
+
     def epoch(self, epoch: int, skip: int = 0) -> Iterator[torch.Tensor]:
         limit = self._steps(epoch) if self._steps is not None else None
+        if self._cached is not None:
+            for step, features in enumerate(self._cached):
+                if limit is not None and step >= limit:
+                    return
+                if step >= skip:  # a copy: the kept batch stays as read whatever the step does with its input
+                    yield self._to_device(features.copy() if self.device.type == "cpu" else features)
+            return
+        keep: list[np.ndarray] | None = [] if self.cache_bytes > 0 and skip == 0 and limit is None else None
+        kept_bytes = 0
         for step, features in enumerate(prefetched(self.read(epoch), PREFETCH)):
             if limit is not None and step >= limit:
                 return
             if step < skip:  # resuming mid-epoch: the stream is replayed up to the saved position
                 continue
-            batch = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
-            if self.pin:
-                batch = batch.pin_memory()
-            yield batch.to(self.device, non_blocking=self.pin)
+            features = np.ascontiguousarray(features, dtype=np.float32)
+            if keep is not None:
+                kept_bytes += features.nbytes
+                if kept_bytes > self.cache_bytes:
+                    keep = None  # too large to keep: read from the source every epoch
+                else:
+                    keep.append(features.copy() if self.device.type == "cpu" else features)
+            yield self._to_device(features)
+        if keep is not None:  # a complete read: later epochs are served from memory
+            self._cached = keep
 
 
 T = TypeVar("T")
 PREFETCH = 4  # batches read ahead by the background reader
+#: most bytes of validation features a streamed fit keeps in memory after the first epoch reads them
+VALIDATION_CACHE_BYTES = 64 << 20
 
 
 class _Failed:
