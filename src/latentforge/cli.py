@@ -597,7 +597,7 @@ def sae_fit(
     dead_tokens: Annotated[int | None, typer.Option(help="Tokens a latent must stay silent to count as dead (AuxK). [default: a twentieth of the run, ≤ 10M]")] = None,
     epochs: Annotated[int, typer.Option(help="Passes over the activations.")] = 1,
     batch_size: Annotated[int, typer.Option(help="Tokens per step.")] = 4096,
-    lr: Annotated[float | None, typer.Option(help="Peak learning rate (Adam). [default: 4e-4·√(16384/F), in [1e-4, 3e-3]]")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate (Adam). [default: 1.3e-3·√(16384/F), in [1e-4, 3e-3]]")] = None,
     warmup_steps: Annotated[int | None, typer.Option(help="LR warm-up steps. [default: 5% of the run, ≤ 1000]")] = None,
     val_fraction: Annotated[float, typer.Option(help="Share of tokens held out (seeded hash of the row index).")] = 0.02,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
