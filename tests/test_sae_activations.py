@@ -13,13 +13,7 @@ import torch
 
 from latentforge.data import iter_chunks
 from latentforge.errors import InputError
-from latentforge.sae.activations import (
-    ActivationStore,
-    extract_activations,
-    is_activations_dir,
-    open_activations,
-    read_texts,
-)
+from latentforge.sae import ActivationStore, extract_activations, is_activations_dir, open_activations, read_texts
 from latentforge.sae.fidelity import downstream_fidelity
 
 transformers = pytest.importorskip("transformers")

@@ -257,7 +257,7 @@ def test_bad_inputs_are_named(example, tmp_path):
 
 def test_real_activation_directory(example, tmp_path):
     """An activations dir written by hand in the spec's format 1, read through open_activations."""
-    activations = pytest.importorskip("latentforge.sae.activations")
+    activations = pytest.importorskip("latentforge.sae.store")
     torch = pytest.importorskip("torch")
     from safetensors.torch import save_file
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import fields
 from pathlib import Path
@@ -20,17 +19,14 @@ from ..data import (
     DataSource,
     Dataset,
     ImagePreprocessor,
-    RowsAside,
     TabularPreprocessor,
     as_model_input,
     hash_split,
-    iter_batches,
     iter_chunks,
     make_preprocessor,
     numeric_view,
     open_source,
     preprocessor_from_state,
-    rows_per_rank,
     split_indices,
 )
 from ..errors import ArtifactError, InputError, TrainingDivergedError, unknown_name_error
@@ -38,7 +34,7 @@ from ..models import Architecture, build_model, get_model_class
 from ..train import StreamBatches, fit_model
 from ..train.batches import VALIDATION_CACHE_BYTES
 from ..train.distributed import context as distributed_context
-from ..train.distributed import local_device
+from ..train.source_split import split_source, validation_fraction
 from .base import ExtraParamsMixin, require_fitted
 from .samplers import CODE_SAMPLERS, fit_code_sampler
 
@@ -269,7 +265,7 @@ precision, compile, checkpoint_every, keep_checkpoints
         y_arr = None if y is None else np.asarray(y)
         if y_arr is not None and len(y_arr) != n:
             raise InputError(f"y has {len(y_arr)} entries but X has {n} rows.")
-        val_fraction = config.val_fraction if n >= 20 else 0.0
+        val_fraction = validation_fraction(n, config)
         train_idx, val_idx = split_indices(n, y_arr, val_fraction, config.seed)
         keep = np.random.default_rng(self.seed).permutation(len(train_idx))[:MAX_SAVED_CODES]
         kept = flat[train_idx[np.sort(keep)]]
@@ -288,9 +284,8 @@ precision, compile, checkpoint_every, keep_checkpoints
         n = source.n_rows
         if n < 2:
             raise InputError(f"training needs at least 2 rows, got {n} in {source.name}.")
-        val_fraction = config.val_fraction if n >= 20 else 0.0
+        val_fraction = validation_fraction(n, config)  # the rule split_source applies below
         is_val = lambda rows: hash_split(rows, val_fraction, config.seed)  # noqa: E731
-        is_train = lambda rows: ~is_val(rows)  # noqa: E731
         counted = {"val": 0}
 
         def raw_chunks():
@@ -310,48 +305,10 @@ precision, compile, checkpoint_every, keep_checkpoints
         # all-numeric Parquet/array columns: read straight to NumPy features (the same stream, bit for bit)
         fast = numeric_view(source, pre) if source.kind == "table" else None
         read_from, transform = fast if fast is not None else (source, transform)
-        ctx = distributed_context(resolve_device(config.device))
-        device = local_device(resolve_device(config.device), ctx)
-
-        def reader(row_filter, batch_size, shuffle, rank=ctx.rank, world_size=ctx.world_size):
-            return lambda epoch: (features for _, features in iter_batches(
-                read_from, transform, batch_size, epoch=epoch, seed=config.seed, shuffle=shuffle, row_filter=row_filter,
-                rank=rank, world_size=world_size))
-        steps = None
-        local_batch = config.batch_size
-        if ctx.active:  # each rank reads its fragments; all take the steps of the smallest share
-            local_batch = max(1, config.batch_size // ctx.world_size)
-            steps = lambda epoch: max(1, math.ceil(min(rows_per_rank(  # noqa: E731
-                source, epoch=epoch, seed=config.seed, world_size=ctx.world_size, row_filter=is_train)) / local_batch))
-        train = StreamBatches(reader(is_train, local_batch, True), n - n_val, local_batch, device, steps)
-        # the validation rows are the same every epoch: kept in memory after the first read when small enough
-        val = StreamBatches(reader(is_val, 1024, False), n_val, 1024, device,
-                            cache_bytes=VALIDATION_CACHE_BYTES) if n_val else None
-        n_features = int(np.prod(pre.input_shape))
-        if val is not None and not ctx.active and source.shardable and n_val * n_features * 4 <= val.cache_bytes:
-            plain_read = train.read
-
-            def read_setting_aside(epoch: int) -> Any:
-                """Until val keeps its batches, the training pass also sets the validation rows aside:
-                one read of the source in an epoch, not two (the same batches val would read)."""
-                if val.cached:
-                    yield from plain_read(epoch)
-                    return
-                aside = RowsAside(read_from, is_val, transform)
-                for _, features in iter_batches(aside, transform, local_batch, epoch=epoch, seed=config.seed,
-                                                row_filter=is_train):
-                    yield features
-                batches = aside.batches(1024)
-                if batches is not None:
-                    val.prime(batches)
-            train.read = read_setting_aside
-        kept_parts, kept_rows = [], 0  # a seeded shuffled sample of training rows (epoch 0 is never trained on)
-        for features in reader(is_train, 4096, True, 0, 1)(0):
-            kept_parts.append(torch.from_numpy(features))
-            kept_rows += len(features)
-            if kept_rows >= MAX_SAVED_CODES:
-                break
-        kept = torch.cat(kept_parts)[:MAX_SAVED_CODES]
+        split = split_source(source, transform, config, n_val=n_val, read_from=read_from,
+                             val_cache_bytes=VALIDATION_CACHE_BYTES, row_width=int(np.prod(pre.input_shape)))
+        # a seeded shuffled sample of training rows (epoch 0 is never trained on)
+        train, val, kept = split.train, split.val, split.sample(MAX_SAVED_CODES)
         return train, val, kept, source.columns if source.kind == "table" else None
 
     def _fit_metrics(self, train: torch.Tensor | StreamBatches, val: torch.Tensor | StreamBatches | None,

@@ -11,11 +11,12 @@
 See docs/sae.md.
 """
 
-from .activations import ActivationStore, extract_activations, is_activations_dir, open_activations, read_texts
+from .activations import extract_activations, read_texts
 from .architectures import ARCHITECTURES, build_sae
 from .browser import write_feature_browser
 from .estimator import SparseAutoencoder, load
 from .fidelity import downstream_fidelity
+from .store import ActivationStore, is_activations_dir, open_activations
 from .metrics import SAEStatistics, density_histogram, feature_density, fraction_of_variance_unexplained, l0
 
 __all__ = [

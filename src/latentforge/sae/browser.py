@@ -220,7 +220,7 @@ def write_feature_browser(
     encode : ``encode(activations) -> codes``: raw activations ``(n, d)`` float32 to dense codes
         ``(n, F)`` (mostly zeros); a feature "fires" on a token where its code is > 0.
     components : ``(F, d)`` decoder dictionary rows (normalised here before the cosines).
-    store : an :class:`~latentforge.sae.activations.ActivationStore` (or anything with its API:
+    store : an :class:`~latentforge.sae.store.ActivationStore` (or anything with its API:
         ``source()``, ``contexts(rows)``, ``n_tokens``, ``d``, ``manifest``).
     max_tokens : tokens scanned, the first ones in storage order.
     top_contexts : strongest firing tokens kept per feature, shown with their context.
@@ -254,7 +254,7 @@ def write_feature_browser(
 
     Examples
     --------
-    >>> from latentforge.sae.activations import open_activations  # doctest: +SKIP
+    >>> from latentforge.sae import open_activations  # doctest: +SKIP
     >>> write_feature_browser("features.html", encode=sae.transform, components=sae.components_,
     ...                       store=open_activations("acts"))  # doctest: +SKIP
     PosixPath('features.html')

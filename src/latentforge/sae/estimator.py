@@ -31,7 +31,7 @@ from ..estimator.base import require_fitted
 from ..train import train_model
 from ..train.batches import StreamBatches
 from ..train.source_split import count_validation_rows, split_source, validation_fraction
-from .activations import ActivationStore, is_activations_dir, open_activations
+from .store import ActivationStore, is_activations_dir, open_activations
 from .architectures import ARCHITECTURES, build_sae
 from .metrics import SAEStatistics
 

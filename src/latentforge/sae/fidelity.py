@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..validation import positive_int
-from .activations import (
+from .hf import (
     check_max_length,
     find_module,
     first_tensor,
@@ -75,7 +75,7 @@ def downstream_fidelity(
     ----------
     model_dir : str or Path
         A local ``save_pretrained`` directory (model and tokenizer), loaded offline as by
-        :func:`~latentforge.sae.activations.load_model`.
+        :func:`~latentforge.sae.hf.load_model`.
     layer : str
         The hooked module, named as for extraction (e.g. ``"encoder.layer.0"``, ``"h.0"``).
     texts : Iterable[str]

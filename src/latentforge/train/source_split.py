@@ -7,6 +7,10 @@ reads its own fragments, and every rank takes the steps of the smallest share; a
 fewer than ``ROW_SHARD_BELOW`` fragments per rank (a single small file, say) cannot be dealt out by
 fragment without leaving a rank idle, so there every rank reads the whole stream in global batches
 and keeps rows ``rank::world_size`` of each, the rule of in-memory data.
+
+With ``val_cache_bytes`` the validation batches are kept in memory after their first read (they
+are the same every epoch), and in one process the first training pass also sets them aside
+(:class:`latentforge.data.RowsAside`), so an epoch reads the source once, not twice.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import numpy as np
 import torch
 
 from ..config import TrainConfig, resolve_device
-from ..data import DataSource, hash_split, iter_batches, rows_per_rank
+from ..data import DataSource, RowsAside, hash_split, iter_batches, rows_per_rank
 from ..errors import InputError
 from .batches import StreamBatches
 from .distributed import context, local_device
@@ -65,9 +69,14 @@ class SourceSplit:
 
 
 def split_source(source: DataSource, transform: Transform, config: TrainConfig, *, n_val: int | None = None,
-                 val_batch_size: int = 1024) -> SourceSplit:
+                 val_batch_size: int = 1024, read_from: DataSource | None = None, val_cache_bytes: int = 0,
+                 row_width: int | None = None) -> SourceSplit:
     """The trainer's batches of ``source``: ``transform(raw fragment) -> float32 features`` runs per
-    fragment; ``n_val`` (counted from the row indices when not given) is the validation size."""
+    fragment; ``n_val`` (counted from the row indices when not given) is the validation size.
+
+    ``read_from``: the source actually read, with ``source``'s fragments (e.g. a columnar view of
+    it; default ``source``). ``val_cache_bytes``: keep the validation batches in memory up to that
+    size; with ``row_width`` (features per row) known to fit, the training pass sets them aside."""
     n = source.n_rows
     if n < 2:
         raise InputError(f"training needs at least 2 rows, got {n} in {source.name}.")
@@ -83,6 +92,7 @@ def split_source(source: DataSource, transform: Transform, config: TrainConfig, 
         n_val = count_validation_rows(source, fraction, config.seed)
     if n - n_val < 1:
         raise InputError(f"the validation split leaves no training rows in {source.name}.")
+    stream = source if read_from is None else read_from
     ctx = context(resolve_device(config.device))
     device = local_device(resolve_device(config.device), ctx)
 
@@ -91,7 +101,7 @@ def split_source(source: DataSource, transform: Transform, config: TrainConfig, 
         """Epoch → the feature batches of the training (or validation) rows of this rank."""
         row_filter = is_train if training else is_val
         return lambda epoch: (features for _, features in iter_batches(
-            source, transform, batch_size, epoch=epoch, seed=config.seed, shuffle=shuffle, row_filter=row_filter,
+            stream, transform, batch_size, epoch=epoch, seed=config.seed, shuffle=shuffle, row_filter=row_filter,
             rank=rank, world_size=world_size))
 
     by_rows = ctx.active and source.n_fragments < ROW_SHARD_BELOW * ctx.world_size
@@ -117,8 +127,32 @@ def split_source(source: DataSource, transform: Transform, config: TrainConfig, 
         train = StreamBatches(read(True, local_batch, True), n - n_val, local_batch, device,
                               smallest_share_steps if ctx.active else None)
         val_read = read(False, val_batch_size, False)
-    val = StreamBatches(val_read, n_val, val_batch_size, device) if n_val else None
+    val = StreamBatches(val_read, n_val, val_batch_size, device, cache_bytes=val_cache_bytes) if n_val else None
+    if (val is not None and not ctx.active and source.shardable and row_width is not None
+            and n_val * row_width * 4 <= val_cache_bytes):
+        train.read = _setting_validation_aside(train, val, stream, transform, is_train, is_val, local_batch,
+                                               val_batch_size, config.seed)
     return SourceSplit(train, val, n - n_val, n_val, read)
+
+
+def _setting_validation_aside(train: StreamBatches, val: StreamBatches, stream: DataSource, transform: Transform,
+                              is_train: Callable, is_val: Callable, batch_size: int, val_batch_size: int,
+                              seed: int) -> Callable[[int], object]:
+    """The training read which, until ``val`` keeps its batches, also sets the validation rows aside:
+    one read of the source in an epoch, not two (the same batches ``val`` would read)."""
+    plain_read = train.read
+
+    def read(epoch: int):
+        if val.cached:
+            yield from plain_read(epoch)
+            return
+        aside = RowsAside(stream, is_val, transform)
+        for _, features in iter_batches(aside, transform, batch_size, epoch=epoch, seed=seed, row_filter=is_train):
+            yield features
+        batches = aside.batches(val_batch_size)
+        if batches is not None:
+            val.prime(batches)
+    return read
 
 
 __all__ = ["SourceSplit", "count_validation_rows", "split_source", "validation_fraction"]

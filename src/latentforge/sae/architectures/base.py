@@ -126,6 +126,12 @@ class SparseAutoencoderModule(TrainHooks, nn.Module):
             out[key] = value
         return out
 
+    def checked_k(self) -> int:
+        """The ``k`` setting of the top-k family, which must lie in [1, n_features]."""
+        if not 1 <= int(self.hp["k"]) <= self.n_features:
+            raise InputError(f"k must lie in [1, n_features={self.n_features}], got {self.hp['k']!r}.")
+        return int(self.hp["k"])
+
     # -- set-up ----------------------------------------------------------------------------
     @torch.no_grad()
     def initialize(self, sample: torch.Tensor) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import torch
 
-from ...errors import InputError
 from .base import Codes, SparseAutoencoderModule, SparseCodes
 
 THRESHOLD_MOMENTUM = 0.99
@@ -24,9 +23,7 @@ class BatchTopKSAE(SparseAutoencoderModule):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if not 1 <= int(self.hp["k"]) <= self.n_features:
-            raise InputError(f"k must lie in [1, n_features={self.n_features}], got {self.hp['k']!r}.")
-        self.k = int(self.hp["k"])
+        self.k = self.checked_k()
         self.register_buffer("threshold", torch.full((), -1.0))  # < 0: not estimated yet
 
     def activate(self, pre: torch.Tensor) -> Codes:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import torch
 
-from ...errors import InputError
 from .base import Codes, SparseAutoencoderModule, SparseCodes
 
 
@@ -22,9 +21,7 @@ class TopKSAE(SparseAutoencoderModule):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if not 1 <= int(self.hp["k"]) <= self.n_features:
-            raise InputError(f"k must lie in [1, n_features={self.n_features}], got {self.hp['k']!r}.")
-        self.k = int(self.hp["k"])
+        self.k = self.checked_k()
 
     def activate(self, pre: torch.Tensor) -> Codes:
         values, indices = pre.topk(self.k, dim=1)
