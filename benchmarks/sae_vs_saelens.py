@@ -1,6 +1,6 @@
 """Sparse autoencoders: latentforge.sae against SAELens on the same MiniLM activations.
 
-Protocol (BENCHMARK_TARGETS.md, 2026-12-01 entry; README section "Sparse autoencoders vs SAELens"):
+Protocol (the peer-figures sheet's 2026-12-01 entry; README section "Sparse autoencoders vs SAELens"):
 
 - corpus, offline: paragraphs of the docstrings of installed packages (numpy, scipy, sklearn,
   pandas, torch...), files walked in sorted order, deduplicated, shuffled with seed 0, taken until

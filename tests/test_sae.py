@@ -92,6 +92,19 @@ def test_batchtopk_keeps_n_times_k_per_batch_in_training():
     assert float(module.threshold) == pytest.approx(float(codes.values.detach().min()))  # first batch sets the threshold
 
 
+def test_batchtopk_settles_its_threshold_so_the_sample_keeps_n_times_k():
+    module = build_sae("batchtopk", 8, 32, k=4)
+    module.initialize(torch.randn(256, 8))
+    module.threshold.fill_(5.0)  # a stale running mean
+    sample = torch.randn(3000, 8)  # more than one calibration chunk
+    module.finish_training(sample)
+    pre = module.pre_activation(sample * module.scale).detach()
+    # the direct rule on the whole sample at once: the n·k-th largest pre-activation
+    assert float(module.threshold) == pytest.approx(float(pre.flatten().topk(3000 * 4).values[-1]))
+    module.eval()
+    assert float((module.activate(pre) > 0).sum(1).float().mean()) == pytest.approx(4, abs=1e-3)
+
+
 def test_sparse_codes_decode_like_a_dense_matmul():
     torch.manual_seed(0)
     W = torch.randn(20, 5)
@@ -222,7 +235,7 @@ def test_initialisation_scales_inputs_and_ties_encoder_to_decoder(data):
     sample = torch.from_numpy(X[:4000]) * 7.0
     module.initialize(sample)
     assert float((sample * module.scale).pow(2).sum(1).mean()) == pytest.approx(16, rel=1e-4)
-    torch.testing.assert_close(module.W_enc.detach(), module.W_dec.detach().T)
+    torch.testing.assert_close(module.W_enc.detach(), 0.1 * module.W_dec.detach().T)  # top-k family: a small tied start
     torch.testing.assert_close(module.b_dec.detach(), geometric_median(sample * module.scale))
 
 

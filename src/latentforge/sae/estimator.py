@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, TransformerMixin
 
 from ..artifacts import Artifact, load_artifact, save_artifact
 from ..config import TrainConfig, resolve_device
@@ -55,7 +55,7 @@ def default_warmup(total_steps: int) -> int:
     return int(min(1000, total_steps // 20))
 
 
-class SparseAutoencoder(BaseEstimator):
+class SparseAutoencoder(TransformerMixin, BaseEstimator):
     """A sparse autoencoder (dictionary learner) on activations of shape (n_tokens, d).
 
     Parameters
@@ -173,12 +173,18 @@ checkpoint_every, keep_checkpoints
         self.module_ = module
         self.history_ = train_model(module, train, val, config, progress=self.verbose,
                                     description=f"sae {self.architecture}", checkpoint=checkpoint, resume=resume)
+        module.finish_training(sample)
         self.train_config_ = config.to_dict()
         n_val = 0 if val is None else len(val) if isinstance(val, torch.Tensor) else val.n_rows
-        # held-out figures (under torchrun: this rank's share of the held-out rows)
-        held_out = val.epoch(1) if isinstance(val, StreamBatches) else _tensor_batches(val if val is not None else sample)
+        # held-out figures (under torchrun: this rank's share of the held-out rows); without a
+        # held-out split, a slice of the training sample, said so in the metrics
+        if val is None:
+            held_out, measured_on = _tensor_batches(sample[:MEDIAN_SAMPLE]), "training sample"
+        else:
+            held_out = val.epoch(1) if isinstance(val, StreamBatches) else _tensor_batches(val)
+            measured_on = "held-out rows"
         self.metrics_ = {"n_train": n_train, "n_val": n_val, "epochs_run": len(self.history_),
-                         **self._measure(held_out)}
+                         "measured_on": measured_on, **self._measure(held_out)}
         return self
 
     def _in_memory(self, X: torch.Tensor, config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor | None,
@@ -223,7 +229,8 @@ checkpoint_every, keep_checkpoints
 
     def _check_width(self, width: int, what: str) -> None:
         if width != self.n_features_in_:
-            raise InputError(f"{what} has {width} dimensions but this SAE was fitted on {self.n_features_in_}.")
+            raise InputError(f"{what} has {width} features, but {type(self).__name__} is expecting "
+                             f"{self.n_features_in_} features as input (the activation size it was fitted on).")
 
     def iter_transform(self, X: Any, batch_size: int = 4096) -> Iterator[np.ndarray]:
         """Codes of X batch by batch (float32, (batch, n_features)), X streamed as in :meth:`fit`."""
@@ -231,6 +238,16 @@ checkpoint_every, keep_checkpoints
         for x in _iter_rows(X, batch_size):
             self._check_width(x.shape[1], "X")
             yield self.encode_torch(torch.from_numpy(x)).cpu().numpy()
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Names of the code columns, ``f0`` ... ``f{n_features - 1}`` (dictionary feature ids), as
+        an ndarray of str (object dtype, as scikit-learn returns them); with these,
+        ``set_output(transform="pandas")`` makes ``transform`` return a DataFrame."""
+        require_fitted(self)
+        if input_features is not None and len(input_features) != self.n_features_in_:
+            raise InputError(f"input_features has {len(input_features)} names but this SAE was fitted on "
+                             f"{self.n_features_in_} dimensions.")
+        return np.asarray([f"f{i}" for i in range(self.module_.n_features)], dtype=object)
 
     def transform(self, X: Any) -> np.ndarray:
         """Codes of X: float32 of shape (n, n_features), mostly zeros."""

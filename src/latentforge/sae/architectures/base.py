@@ -92,6 +92,8 @@ class SparseAutoencoderModule(TrainHooks, nn.Module):
     fit_method: ClassVar[str] = "gradient"
     #: whether the AuxK loss on dead latents applies (the top-k family; L1 / L0 models revive by their penalty)
     uses_auxk: ClassVar[bool] = False
+    #: the encoder starts as this multiple of the decoder's transpose (see the top-k family)
+    encoder_init_scale: ClassVar[float] = 1.0
 
     def __init__(self, d: int, n_features: int, *, aux_k: int | None = None, aux_coefficient: float = 1 / 32,
                  dead_tokens: int | None = None, **hyperparameters: Any):
@@ -115,7 +117,7 @@ class SparseAutoencoderModule(TrainHooks, nn.Module):
         self.register_buffer("sparsity_warmup", torch.zeros((), dtype=torch.long))
         with torch.no_grad():
             self.W_dec.copy_(F.normalize(torch.randn(n_features, d), dim=1))
-            self.W_enc.copy_(self.W_dec.T)
+            self.W_enc.copy_(self.encoder_init_scale * self.W_dec.T)
 
     @classmethod
     def resolve_hyperparameters(cls, given: dict[str, Any]) -> dict[str, Any]:
@@ -137,14 +139,18 @@ class SparseAutoencoderModule(TrainHooks, nn.Module):
     def initialize(self, sample: torch.Tensor) -> None:
         """Data-dependent initialisation from a sample of raw activations (n, d): the input scale
         (E‖x · scale‖² = d), the decoder bias at the sample's geometric median, random unit-norm
-        dictionary rows and the encoder as their transpose."""
+        dictionary rows and the encoder as ``encoder_init_scale`` × their transpose."""
         sample = sample.to(self.W_dec.device, torch.float32)
         mean_sq = sample.pow(2).sum(1).mean()
         if not torch.isfinite(mean_sq) or mean_sq <= 0:
             raise InputError("the activations are all zero or not finite; an SAE cannot be fitted to them.")
         self.scale.fill_(math.sqrt(self.d / float(mean_sq)))
         self.b_dec.copy_(geometric_median(sample * self.scale))
-        self.W_enc.copy_(self.W_dec.T)
+        self.W_enc.copy_(self.encoder_init_scale * self.W_dec.T)
+
+    def finish_training(self, sample: torch.Tensor) -> None:
+        """Called once after training with a sample of raw training activations; architectures
+        whose inference rule is estimated during training (BatchTopK's threshold) settle it here."""
 
     def begin_training(self, total_steps: int, batch_size: int) -> None:
         """Schedules that depend on the run's length: dead = silent for a twentieth of the run's
