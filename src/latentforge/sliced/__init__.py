@@ -3,6 +3,8 @@
 - distances: :func:`sliced_wasserstein` (SW_p), :func:`sliced_wasserstein_power` (SW_p^p),
   :func:`sliced_wasserstein_cv` (control variates), :func:`max_sliced_wasserstein`,
   :func:`distributional_sliced_wasserstein`, :func:`sliced_mmd_riesz` (energy distance);
+- on the sphere: :func:`sliced_wasserstein_sphere` (SSW_p), :func:`sliced_wasserstein_sphere_unif`
+  (SSW_2 to the uniform measure) and :func:`wasserstein_circle` (W_p^p on the circle);
 - directions: :func:`projections` (``mc``, ``orthogonal``, ``qmc``, ``rqmc`` and, in d = 3,
   ``spiral``, ``equal_area``, ``energy`` and their randomisations), :func:`sample_vmf`,
   :class:`DirectionReservoir`, :class:`PushforwardNet` (DSW's learned directions);
@@ -11,7 +13,8 @@
 
 Modules: ``core`` (exact 1-D transport, SW_p and SW_p^p), ``directions`` (direction samplers,
 vMF included), ``control_variates``, ``max_sliced`` (and the ascent on the sphere that
-``distributional`` reuses), ``distributional``, ``mmd``, ``reservoir``, ``two_sample``, ``loss``;
+``distributional`` reuses), ``distributional``, ``mmd``, ``sphere`` (spherical slicing and the
+circle), ``reservoir``, ``two_sample``, ``loss``;
 ``_checks`` holds the input checks and output conversions they share. ``estimators`` is a
 deprecated shim (one release) re-exporting the estimators from their new modules.
 """
@@ -24,6 +27,7 @@ from .loss import LOSS_METHODS, SlicedLoss, sliced_loss
 from .max_sliced import max_sliced_wasserstein
 from .mmd import sliced_mmd_riesz
 from .reservoir import DirectionReservoir
+from .sphere import sliced_wasserstein_sphere, sliced_wasserstein_sphere_unif, wasserstein_circle
 from .two_sample import TwoSampleResult, sliced_two_sample_test
 
 __all__ = [
@@ -45,5 +49,8 @@ __all__ = [
     "sliced_wasserstein",
     "sliced_wasserstein_cv",
     "sliced_wasserstein_power",
+    "sliced_wasserstein_sphere",
+    "sliced_wasserstein_sphere_unif",
     "wasserstein_1d",
+    "wasserstein_circle",
 ]

@@ -145,14 +145,24 @@ def check_directions(theta: Any, d: int, like: torch.Tensor) -> torch.Tensor:
 
 
 def output(value: torch.Tensor, mode: bool) -> Any:
-    """A NumPy float in NumPy mode, else the (differentiable) tensor itself."""
-    return np.float64(value.detach().cpu().item()) if mode else value
+    """A NumPy scalar of the inputs' float dtype in NumPy mode (float32 stays float32, as in POT),
+    else the (differentiable) tensor itself."""
+    return value.detach().cpu().numpy()[()] if mode else value
+
+
+def root_of_power(power: Any, p: float) -> Any:
+    """power^(1/p), clamped at 0 first (estimates of SW_p^p may dip below it), with a gradient of 0
+    (not NaN) where the power is 0: identical samples, which flows and SWAE training do reach."""
+    if not isinstance(power, torch.Tensor):
+        return np.maximum(power, 0) ** (1.0 / p)  # NumPy scalars keep their dtype
+    positive = power > 0
+    safe = torch.where(positive, power, torch.ones_like(power))  # keeps the unused branch's gradient finite
+    return torch.where(positive, safe ** (1.0 / p), torch.zeros_like(power))
 
 
 def output_distance(power: torch.Tensor, p: float, root: bool, mode: bool) -> Any:
-    """SW_p (``root=True``; clamped at 0 first, as estimates of SW_p^p may dip below it) or the
-    power itself, as :func:`output` returns it."""
-    return output(power.clamp_min(0) ** (1.0 / p) if root else power, mode)
+    """SW_p (``root=True``, see :func:`root_of_power`) or the power itself, as :func:`output` returns it."""
+    return output(root_of_power(power, p) if root else power, mode)
 
 
 def output_array(t: torch.Tensor, mode: bool) -> Any:

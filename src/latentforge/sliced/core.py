@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._checks import Pair, check_count, check_directions, check_p, check_pair, output
+from ._checks import Pair, check_count, check_directions, check_p, check_pair, output, root_of_power
 from .directions import projections as _make_projections
 
 # Below this many projected values per side, a second thread costs more than it saves.
@@ -240,7 +240,7 @@ def sliced_wasserstein_power(
     pair = check_pair(X, Y, a, b)
     theta = resolve_directions(pair, n_projections, method, projections, seed)
     if pair.numpy_mode and pair.a is None and pair.b is None:
-        return np.float64(_sw_power_numpy(pair.X.numpy(), pair.Y.numpy(), theta.numpy(), p))
+        return pair.X.numpy().dtype.type(_sw_power_numpy(pair.X.numpy(), pair.Y.numpy(), theta.numpy(), p))
     return output(directional_costs(pair, theta, p).mean(), pair.numpy_mode)
 
 
@@ -275,7 +275,7 @@ def sliced_wasserstein(
         The directions themselves, **one unit direction per row**, as :func:`projections` returns
         them — POT takes the transpose, (d, L). Rows are used as given (not re-normalised), as
         POT does.
-    seed : int or None, default None
+    seed : int, numpy.random.RandomState, numpy.random.Generator or None, default None
         Fixes the directions; ``None`` uses torch's global generator.
 
     Returns
@@ -321,4 +321,4 @@ def sliced_wasserstein(
     value = sliced_wasserstein_power(
         X, Y, a, b, p=p, n_projections=n_projections, method=method, projections=projections, seed=seed
     )
-    return value ** (1.0 / float(p))
+    return root_of_power(value, check_p(p))

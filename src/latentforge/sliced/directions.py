@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,9 +31,18 @@ _QMC_SEED = 20240507
 _SOBOL_MAX_DIM = 21201
 
 
-def torch_generator(seed: int | None) -> torch.Generator | None:
-    """A CPU generator seeded with ``seed``; None (torch's global generator) for ``seed=None``."""
-    return None if seed is None else torch.Generator().manual_seed(int(seed))
+def torch_generator(seed: Any) -> torch.Generator | None:
+    """A CPU generator for ``seed``: an integer, a NumPy ``RandomState`` / ``Generator`` (as POT
+    accepts; one integer is drawn from it, so it advances) or None (torch's global generator)."""
+    if seed is None:
+        return None
+    if isinstance(seed, np.random.RandomState):
+        seed = int(seed.randint(0, 2**31 - 1, dtype=np.int64))
+    elif isinstance(seed, np.random.Generator):
+        seed = int(seed.integers(0, 2**63 - 1))
+    elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise InputError(f"seed must be an integer, a NumPy RandomState or Generator, or None, got {seed!r}.")
+    return torch.Generator().manual_seed(int(seed) % 2**64)
 
 
 def int_seed(gen: torch.Generator | None) -> int:
@@ -252,7 +262,7 @@ def projections(
           computed once per n and cached in-process; deterministic), and their unbiased
           randomisations ``rqmc_spiral`` and ``rqmc_energy`` (uniform random rotation) and
           ``rqmc_equal_area`` (scrambled Sobol).
-    seed : int or None, default None
+    seed : int, numpy.random.RandomState, numpy.random.Generator or None, default None
         Fixes the directions. ``None`` draws from torch's global generator, so
         ``torch.manual_seed`` fixes it.
     dtype : torch.dtype, default torch.float32

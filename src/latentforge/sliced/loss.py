@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError, unknown_name_error
+from ._checks import root_of_power
 from .control_variates import sliced_wasserstein_cv
 from .core import sliced_wasserstein_power
 from .directions import METHODS
@@ -145,7 +146,7 @@ class SlicedLoss(nn.Module):
                                 **self.options)
         if not self.root:
             return value
-        return (value.clamp_min(0) if isinstance(value, torch.Tensor) else max(value, 0.0)) ** (1.0 / self.p)
+        return root_of_power(value, self.p)
 
     def extra_repr(self) -> str:
         return f"method={self.method!r}, n_projections={self.n_projections}, p={self.p}, root={self.root}"

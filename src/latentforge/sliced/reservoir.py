@@ -20,7 +20,7 @@ import torch
 from ..errors import InputError
 from ._checks import check_count, check_p, check_pair, output
 from .core import directional_costs
-from .directions import RANDOMISED_METHODS, int_seed, projections
+from .directions import RANDOMISED_METHODS, int_seed, projections, torch_generator
 
 
 class DirectionReservoir:
@@ -45,7 +45,7 @@ class DirectionReservoir:
         see :data:`RANDOMISED_METHODS`) so that each is uniform on the sphere.
     floor : float, default 0.05
         p̂ = cost + floor · mean(cost): keeps every direction resamplable; must be positive.
-    seed : int or None, default None
+    seed : int, numpy.random.RandomState, numpy.random.Generator or None, default None
         Fixes the whole sequence of directions (``None``: torch's global generator).
 
     Raises
@@ -94,7 +94,7 @@ class DirectionReservoir:
         if not floor > 0:
             raise InputError(f"floor must be positive, got {floor!r}.")
         self.method, self.floor = method, float(floor)
-        self._gen = torch.Generator().manual_seed(int_seed(None) if seed is None else int(seed))
+        self._gen = torch_generator(seed) or torch.Generator().manual_seed(int_seed(None))
         self.reset()
 
     def reset(self) -> None:

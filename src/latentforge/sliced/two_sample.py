@@ -66,7 +66,7 @@ def sliced_two_sample_test(
         Number of directions.
     method : str, default "mc"
         How directions are drawn; see :func:`projections`.
-    seed : int or None, default None
+    seed : int, numpy.random.RandomState, numpy.random.Generator or None, default None
         Fixes directions and permutations (``None``: torch's global generator).
 
     Returns
