@@ -201,6 +201,47 @@ def _compare(w: Path, models: list[dict], out: Path | None = None) -> list[Any]:
     return ["compare", _write(w / "cmp.yaml", json.dumps(config)), "--out", out or w / "cmp", "--quiet"]
 
 
+def _table_csv(w: Path, name: str = "t.csv", **columns: Any) -> Path:
+    """The corpus table with columns replaced or added, as a CSV."""
+    frame = _frame()
+    for column, values in columns.items():
+        frame[column] = values
+    frame.to_csv(w / name, index=False)
+    return w / name
+
+
+def _parquet_with(w: Path, column: str, values: list) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = _frame()
+    table = pa.Table.from_pandas(frame, preserve_index=False).append_column(column, pa.array(values))
+    pq.write_table(table, w / "nested.parquet")
+    return w / "nested.parquet"
+
+
+_IMAGE_MODEL: list[Path] = []  # fitted once (in the first case's folder), copied by the others
+
+
+def _image_model(w: Path) -> Path:
+    """A tiny fitted image model beside the corpus table."""
+    if not _IMAGE_MODEL or not _IMAGE_MODEL[0].is_dir():
+        images = np.random.default_rng(0).random((20, 1, 4, 4)).astype(np.float32)
+        Autoencoder("ae", 2, epochs=1, hidden=(8,), batch_size=16, verbose=False).fit(images).save(w / "imodel")
+        _IMAGE_MODEL[:] = [w / "imodel"]
+    else:
+        shutil.copytree(_IMAGE_MODEL[0], w / "imodel")
+    return w / "imodel"
+
+
+def _fit_on(path: Path, w: Path) -> list[Any]:
+    return ["fit", path, "--out", w / "out", *FAST]
+
+
+_ALTERNATING_HUGE = np.where(np.arange(30) % 2, 1e308, -1e308)
+_ISO_DATES_WITH_JUNK = [f"2024-01-{i % 28 + 1:02d}" for i in range(29)] + ["soon"]
+
+
 CASES: dict[str, Case] = {
     # 2. string values: coerced where they are numbers written as text, else exit 2 naming the key
     "config lr not a number": Case(lambda w: _fit_config(w, "lr: fast\n"), "'lr'", kind="2"),
@@ -324,6 +365,42 @@ CASES: dict[str, Case] = {
     "config not UTF-8": Case(lambda w: ["fit", w / "data.csv", "--config",
                                         (w / "c.yaml").write_bytes(b"\xff\xfe\x00") and w / "c.yaml", "--out", w / "out",
                                         *FAST], "not UTF-8", kind="13"),
+    # 1. datetimes: ISO text is read strictly; a value that is not a date names the column and row
+    "dates with a junk value": Case(lambda w: _fit_on(_table_csv(w, d=_ISO_DATES_WITH_JUNK), w), "'soon' (row 29)",
+                                    kind="1"),
+    "datetime type on numbers": Case(lambda w: _fit_on(_table_csv(w), w) + ["--column-type", "a=datetime"],
+                                     "column 'a' is a datetime column", kind="1"),
+    "numeric type on dates": Case(lambda w: _fit_on(_table_csv(w, d=_ISO_DATES_WITH_JUNK[:29] + ["2024-02-01"]), w)
+                                  + ["--column-type", "d=numeric"], "--column-type d=datetime", kind="1"),
+    # 5. extreme values: statistics that overflow, infinities, values too far to standardise
+    "column of ±1e308": Case(lambda w: _fit_on(_table_csv(w, a=_ALTERNATING_HUGE), w), "column 'a' holds values as large",
+                             kind="5"),
+    "inf in a numeric column": Case(lambda w: _fit_on(_table_csv(w, b=np.where(np.arange(30) == 4, np.inf, 0.5)), w),
+                                    "column 'b' holds an infinite value (row 4)", kind="5"),
+    "embed a value far from the training values": Case(
+        lambda w: ["embed", w / "model", _table_csv(w, a=np.where(np.arange(30) == 2, 1e300, 0.0)), "--out", w / "e.csv"],
+        "column 'a' holds 1e+300 (row 2)", kind="5"),
+    "score rows of ±1e308": Case(lambda w: ["score", w / "model", _table_csv(w, c=_ALTERNATING_HUGE), "--out",
+                                            w / "s.csv"], "column 'c' holds -1e+308", kind="5"),
+    # 8. nested columns and a table given to an image model
+    "parquet list column": Case(lambda w: _fit_on(_parquet_with(w, "tags", [[1, 2]] * 30), w),
+                                "column 'tags' holds list values", kind="8"),
+    "parquet struct column": Case(lambda w: _fit_on(_parquet_with(w, "s", [{"u": 1, "v": "x"}] * 30), w),
+                                  "column 's' holds struct/dict values", kind="8"),
+    "conv architecture on a table": Case(lambda w: _fit_on(w / "data.csv", w) + ["--architecture", "conv"],
+                                         "conv architecture needs images", kind="8"),
+    "embed a table with an image model": Case(lambda w: ["embed", _image_model(w), w / "data.csv", "--out", w / "e.csv"],
+                                              "got a table", kind="8"),
+    "score a table with an image model": Case(lambda w: ["score", _image_model(w), w / "data.csv", "--out", w / "s.csv"],
+                                              "got a table", kind="8"),
+    "evaluate a table with an image model": Case(lambda w: ["evaluate", _image_model(w), w / "data.csv"], "got a table",
+                                                 kind="8"),
+    # 14. repeated column names are refused, never renamed a.1 in silence
+    "csv repeated column name": Case(lambda w: _fit_on(_write(w / "dup.csv", "id,a,b,a\n" + "".join(
+        f"r{i},{i},{i % 3},{i * 2}\n" for i in range(30))), w), "more than one column named 'a'", kind="14"),
+    "embed a csv with a repeated column name": Case(lambda w: ["embed", w / "model", _write(w / "dup.csv", "id,a,b,c,a\n" + "".join(
+        f"r{i},{i},{i % 3},{i},{i * 2}\n" for i in range(30))), "--out", w / "e.csv"], "more than one column named 'a'",
+        kind="14"),
 }
 
 
@@ -342,7 +419,7 @@ def test_the_corpus_covers_each_defect_class_in_scope():
     kinds = {}
     for case in CASES.values():
         kinds[case.kind] = kinds.get(case.kind, 0) + 1
-    assert set(kinds) == {"2", "3", "6", "7", "12", "13"} and len(CASES) >= 60
+    assert set(kinds) == {"1", "2", "3", "5", "6", "7", "8", "12", "13", "14"} and len(CASES) >= 60
 
 
 # -- 2. numbers written as text are numbers ------------------------------------------------------

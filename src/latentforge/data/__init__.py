@@ -1,74 +1,51 @@
-"""Data layer: read tables and images, built-in datasets, preprocessing with a saved schema, output writers."""
+"""Data layer: read tables and images, built-in datasets, preprocessing with a saved schema, output writers.
+
+Names are imported from their submodule on first use (PEP 562), so that ``latentforge datasets``
+and other light commands do not pay for pandas, pyarrow and scikit-learn.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:
+    from .datasets import BUILTIN, Dataset, load_builtin, make_shapes
+    from .images import ImagePreprocessor
+    from .io import OUTPUT_SUFFIXES, check_output_file, dataset_from_frame, load_dataset, read_table, write_output, write_stream
+    from .chunks import Chunk
+    from .columnar import ColumnBlock, numeric_view
+    from .sources import ArraySource, CsvSource, DEFAULT_SHUFFLE_BUFFER, DataSource, ImageFolderSource, NpySource, ParquetSource, SafetensorsSource, TorchSource, TorchStreamSource, open_source
+    from .streams import RowsAside, hash_split, iter_batches, iter_chunks, rebatch, rows_per_rank
+    from .split import split_dataset, split_indices
+    from .tabular import DEFAULT_RESERVOIR, TableStats, TabularPreprocessor
+    from .inputs import Preprocessor, as_model_input, make_preprocessor, preprocessor_from_state
 
-from ..errors import InputError
-from .datasets import BUILTIN, Dataset, load_builtin, make_shapes
-from .images import ImagePreprocessor
-from .io import (
-    OUTPUT_SUFFIXES,
-    check_output_file,
-    dataset_from_frame,
-    load_dataset,
-    read_table,
-    write_output,
-    write_stream,
-)
-from .chunks import Chunk
-from .columnar import ColumnBlock, numeric_view
-from .sources import (
-    DEFAULT_SHUFFLE_BUFFER,
-    ArraySource,
-    CsvSource,
-    DataSource,
-    ImageFolderSource,
-    NpySource,
-    ParquetSource,
-    SafetensorsSource,
-    TorchSource,
-    TorchStreamSource,
-    open_source,
-)
-from .streams import RowsAside, hash_split, iter_batches, iter_chunks, rebatch, rows_per_rank
-from .split import split_dataset, split_indices
-from .tabular import DEFAULT_RESERVOIR, TableStats, TabularPreprocessor
-
-Preprocessor = TabularPreprocessor | ImagePreprocessor
+#: public name → the submodule that defines it
+_LAZY: dict[str, str] = {
+    "BUILTIN": "datasets", "Dataset": "datasets", "load_builtin": "datasets", "make_shapes": "datasets",
+    "ImagePreprocessor": "images",
+    "OUTPUT_SUFFIXES": "io", "check_output_file": "io", "dataset_from_frame": "io", "load_dataset": "io", "read_table": "io", "write_output": "io", "write_stream": "io",
+    "Chunk": "chunks",
+    "ColumnBlock": "columnar", "numeric_view": "columnar",
+    "ArraySource": "sources", "CsvSource": "sources", "DEFAULT_SHUFFLE_BUFFER": "sources", "DataSource": "sources", "ImageFolderSource": "sources", "NpySource": "sources", "ParquetSource": "sources", "SafetensorsSource": "sources", "TorchSource": "sources", "TorchStreamSource": "sources", "open_source": "sources",
+    "RowsAside": "streams", "hash_split": "streams", "iter_batches": "streams", "iter_chunks": "streams", "rebatch": "streams", "rows_per_rank": "streams",
+    "split_dataset": "split", "split_indices": "split",
+    "DEFAULT_RESERVOIR": "tabular", "TableStats": "tabular", "TabularPreprocessor": "tabular",
+    "Preprocessor": "inputs", "as_model_input": "inputs", "make_preprocessor": "inputs", "preprocessor_from_state": "inputs",
+}
 
 
-def as_model_input(X: Any) -> pd.DataFrame | np.ndarray:
-    """Accept what the API takes (DataFrame, 2-D array = table, 3/4-D array = images)."""
-    if isinstance(X, Dataset):
-        return X.X
-    if isinstance(X, pd.DataFrame):
-        return X
-    if isinstance(X, pd.Series):
-        raise InputError("expected a table or an array of rows, got a single pandas Series; use series.to_frame().")
-    array = np.asarray(X)
-    if array.ndim == 2:
-        if not np.issubdtype(array.dtype, np.number):
-            raise InputError(f"a 2-D array must be numeric, got dtype {array.dtype}; pass a DataFrame for mixed types.")
-        return pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
-    if array.ndim in (3, 4):
-        return array
-    raise InputError(f"expected a table (2-D) or images (3-D or 4-D), got an array of shape {array.shape}.")
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def make_preprocessor(X: pd.DataFrame | np.ndarray, **table_options: Any) -> Preprocessor:
-    """An unfitted preprocessor suited to X."""
-    return TabularPreprocessor(**table_options) if isinstance(X, pd.DataFrame) else ImagePreprocessor()
-
-
-def preprocessor_from_state(state: dict[str, Any]) -> Preprocessor:
-    kinds = {"table": TabularPreprocessor, "image": ImagePreprocessor}
-    if state.get("kind") not in kinds:
-        raise InputError(f"unknown preprocessing kind {state.get('kind')!r} in the saved model.")
-    return kinds[state["kind"]].from_state(state)
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 __all__ = [

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ..errors import InputError, unknown_name_error
+from .catalog import DESCRIPTIONS
+
+if TYPE_CHECKING:  # pandas is imported by the loaders that need it: listing the datasets stays light
+    import pandas as pd
 
 
 @dataclass
@@ -32,14 +35,14 @@ class Dataset:
 
     @property
     def kind(self) -> str:
-        return "table" if isinstance(self.X, pd.DataFrame) else "image"
+        return "image" if isinstance(self.X, np.ndarray) else "table"
 
     def __len__(self) -> int:
         return len(self.X)
 
     def subset(self, index: np.ndarray) -> "Dataset":
         take = lambda a: None if a is None else a[index]  # noqa: E731
-        X = self.X.iloc[index].reset_index(drop=True) if isinstance(self.X, pd.DataFrame) else self.X[index]
+        X = self.X[index] if isinstance(self.X, np.ndarray) else self.X.iloc[index].reset_index(drop=True)
         ids = None if self.ids is None else self.ids.iloc[index].reset_index(drop=True)
         return Dataset(self.name, X, take(self.y), ids, take(self.factors), self.factor_names, self.label_name)
 
@@ -69,6 +72,7 @@ def load_mnist5k() -> Dataset:
 
 
 def make_blobs_table(n_samples: int = 1500, n_features: int = 10, centers: int = 5, seed: int = 0) -> Dataset:
+    import pandas as pd
     from sklearn.datasets import make_blobs
 
     X, y = make_blobs(n_samples=n_samples, n_features=n_features, centers=centers, random_state=seed)
@@ -76,6 +80,7 @@ def make_blobs_table(n_samples: int = 1500, n_features: int = 10, centers: int =
 
 
 def make_swissroll_table(n_samples: int = 2000, noise: float = 0.05, seed: int = 0) -> Dataset:
+    import pandas as pd
     from sklearn.datasets import make_swiss_roll
 
     X, t = make_swiss_roll(n_samples=n_samples, noise=noise, random_state=seed)
@@ -133,15 +138,12 @@ def load_wine_table() -> Dataset:
     return _sklearn_table(load_wine, "wine")
 
 
-BUILTIN: dict[str, tuple[Callable[[], Dataset], str]] = {
-    "digits": (load_digits_images, "8x8 handwritten digits, 1,797 images, 10 classes (scikit-learn; the default)"),
-    "breast_cancer": (load_breast_cancer_table, "569 tumours, 30 numeric features, label 0 = malignant, 1 = benign (scikit-learn)"),
-    "wine": (load_wine_table, "178 wines, 13 numeric features, 3 cultivars (scikit-learn)"),
-    "mnist5k": (load_mnist5k, "5,000 28x28 MNIST digits (optional extra: pip install 'latentforge[mnist]')"),
-    "blobs": (make_blobs_table, "synthetic: 1,500 points, 10 features, 5 Gaussian blobs (label = blob)"),
-    "swissroll": (make_swissroll_table, "synthetic: 2,000-point 3-D swiss roll, factors t and height"),
-    "shapes": (make_shapes, "synthetic: 5,000 32x32 sprites, factors shape, scale, rotation, x, y"),
+_LOADERS: dict[str, Callable[[], Dataset]] = {
+    "digits": load_digits_images, "breast_cancer": load_breast_cancer_table, "wine": load_wine_table,
+    "mnist5k": load_mnist5k, "blobs": make_blobs_table, "swissroll": make_swissroll_table, "shapes": make_shapes,
 }
+#: name → (loader, description), in the order ``latentforge datasets`` lists them
+BUILTIN: dict[str, tuple[Callable[[], Dataset], str]] = {name: (_LOADERS[name], text) for name, text in DESCRIPTIONS.items()}
 
 
 def load_builtin(name: str) -> Dataset:

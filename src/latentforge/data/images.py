@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ..errors import InputError
 
@@ -113,6 +114,10 @@ class ImagePreprocessor:
     """Check the image shape against the fitted one and scale pixels to [0, 1]."""
 
     kind = "image"
+    #: images have no id or label columns; the attributes exist so code that carries a table's
+    #: ids through (embed, score, evaluate) finds none instead of failing
+    id_columns: list[str] = []
+    label: str | None = None
 
     def __init__(self) -> None:
         self.shape_: tuple[int, int, int] | None = None
@@ -164,8 +169,16 @@ class ImagePreprocessor:
         return self
 
     def transform(self, images: np.ndarray) -> np.ndarray:
+        """Images (N, H, W) or (N, C, H, W) of the fitted shape → float32 pixels in [0, 1].
+
+        A table (a DataFrame) is refused in one sentence: an image model cannot read columns.
+        """
         if self.shape_ is None:
             raise RuntimeError("the preprocessor is not fitted yet.")
+        if isinstance(images, pd.DataFrame):
+            raise InputError(f"the model was fitted on images shaped (C, H, W) = {self.shape_}, but got a table "
+                             f"(columns {', '.join(map(repr, map(str, images.columns[:5])))}"
+                             f"{' ...' if images.shape[1] > 5 else ''}); give it images.")
         images = as_nchw(images)
         if tuple(images.shape[1:]) != self.shape_:
             raise InputError(

@@ -14,10 +14,19 @@ from ..errors import InputError
 from ..fsutil import atomic_file, atomic_write
 from .datasets import BUILTIN, Dataset, load_builtin
 from .images import as_nchw, load_image_array, load_image_folder
+from .sources import check_header
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 ARRAY_SUFFIXES = (".npy", ".npz")
 OUTPUT_SUFFIXES = (".parquet", ".csv", ".npy")
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The first row of a CSV as written (pandas renames a repeated name ``NAME.1``)."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        return next(csv.reader(fh), [])
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -26,11 +35,14 @@ def read_table(path: Path) -> pd.DataFrame:
         raise InputError(f"{path} is empty.")
     try:
         if path.suffix.lower() == ".csv":
+            check_header(_csv_header(path), path)
             frame = pd.read_csv(path)
         else:
             frame = pd.read_parquet(path)
     except pd.errors.EmptyDataError:
         raise InputError(f"{path} is empty.") from None
+    except InputError:
+        raise
     except Exception as exc:  # pandas/pyarrow raise many types for malformed files
         raise InputError(f"{path} cannot be read as a {path.suffix.lstrip('.')} table ({exc}).") from None
     if frame.shape[1] == 0:

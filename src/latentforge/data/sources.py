@@ -521,6 +521,16 @@ class _StreamedSource(DataSource):
         return next(self.iter_fragments([f])).data
 
 
+def check_header(names: Sequence[str], path: Path | str) -> None:
+    """Refuse a table whose header repeats a column name, naming it (pandas would silently call the
+    second one ``NAME.1``, and which is which could not be told apart later)."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise InputError(f"{path} has more than one column named {name!r}; give every column its own name.")
+        seen.add(name)
+
+
 class CsvSource(_StreamedSource):
     """A CSV file streamed with ``pyarrow.csv.open_csv``, one fragment per parsed block.
 
@@ -544,7 +554,12 @@ class CsvSource(_StreamedSource):
         self.name = self.path.stem
         self.block_size = positive_int(block_size, "block_size")
         self._types: dict[str, Any] = {}  # columns re-typed as text after a later block failed to parse
+        self._names: list[str] | None = None  # the header with unnamed columns named as pandas names them
         header = self._open().schema.names
+        check_header(header, self.path)
+        if any(not name for name in header):
+            self._names = header = [name or f"Unnamed: {i}" for i, name in enumerate(header)]
+            check_header(header, self.path)
         self.columns = _pick_columns(header, columns, str(self.path))
         while True:
             try:
@@ -568,8 +583,9 @@ class CsvSource(_StreamedSource):
         import pyarrow.csv as pc
 
         try:
+            names = {} if self._names is None else {"column_names": self._names, "skip_rows": 1}
             return pc.open_csv(
-                self.path, read_options=pc.ReadOptions(block_size=self.block_size),
+                self.path, read_options=pc.ReadOptions(block_size=self.block_size, **names),
                 convert_options=pc.ConvertOptions(include_columns=self.columns or [], column_types=self._types),
             )
         except pa.ArrowInvalid as exc:

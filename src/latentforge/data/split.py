@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from .datasets import Dataset
+
+
+def strata(y: np.ndarray) -> np.ndarray:
+    """Labels to stratify on: ``y`` itself, or, when some labels are missing (None, NaN, NaT),
+    texts where a missing label is a stratum of its own, so a label column with gaps still splits
+    (its rows are kept, for training)."""
+    missing = pd.isna(pd.Series(np.asarray(y, dtype=object).reshape(-1))).to_numpy()
+    if not missing.any():
+        return np.asarray(y)
+    out = np.array([str(v) for v in np.asarray(y, dtype=object).reshape(-1)], dtype=object)
+    out[missing] = "<missing>"
+    return out
 
 
 def _can_stratify(y: np.ndarray | None, n_take: int) -> bool:
@@ -23,6 +36,7 @@ def split_indices(
     n_take = int(np.ceil(fraction * n))
     if fraction <= 0 or n_take == 0 or n - n_take < 1:
         return index, index[:0]
+    y = None if y is None else strata(y)
     strat = y if _can_stratify(y, n_take) and _can_stratify(y, n - n_take) else None
     rest, held = train_test_split(index, test_size=fraction, stratify=strat, random_state=seed)
     return np.asarray(rest), np.asarray(held)

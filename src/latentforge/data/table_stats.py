@@ -7,16 +7,21 @@ numeric column for its median. Accumulators filled on several processes merge ex
 
 from __future__ import annotations
 
+import re
+import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .columns import MISSING, as_numbers, as_strings, infer_role
+from .columns import MISSING, as_datetimes, as_numbers, as_strings, check_flat, infer_role
 
 DEFAULT_RESERVOIR = 100_000  # values kept per numeric column by fit_stream for the median
 _U64 = np.uint64
+#: names pandas (``Unnamed: 0``) and pyarrow (``""``) give a CSV's unnamed first column, where R's
+#: ``write.csv`` and pandas' ``to_csv`` put the row numbers
+INDEX_NAMES = re.compile(r"(Unnamed: 0)?")
 
 
 def _sample_keys(seed: int, rows: np.ndarray) -> np.ndarray:
@@ -52,6 +57,8 @@ class _NumericStats:
     def __init__(self, size: int | None):
         self.size = size  # values kept for the median; None = all (exact)
         self.count, self.mean, self.mean_lo, self.m2, self.n_missing = 0, 0.0, 0.0, 0.0, 0
+        self.min, self.max = np.inf, -np.inf  # of the observed values
+        self.whole = True  # every observed value is a whole number (an integer column read as floats)
         self.values: list[np.ndarray] = []
         self.keys: list[np.ndarray] = []  # sample keys of `values` (empty when size is None)
         self.held = 0  # values held in `values`
@@ -64,11 +71,15 @@ class _NumericStats:
         observed = values[~missing] if st.n_missing else values
         st.count = int(observed.size)
         if st.count:
-            # the same operations as np.std, so a one-chunk fit gives the numbers fit() always gave
-            st.mean = float(observed.mean())
-            centred = observed - st.mean
-            st.m2 = float(np.square(centred).sum())
-            st.mean_lo = float(centred.mean())
+            # the same operations as np.std, so a one-chunk fit gives the numbers fit() always gave;
+            # values near ±1.8e308 overflow: checked (and named) once the statistics are complete
+            with np.errstate(over="ignore", invalid="ignore"):
+                st.mean = float(observed.mean())
+                centred = observed - st.mean
+                st.m2 = float(np.square(centred).sum())
+                st.mean_lo = float(centred.mean())
+            st.min, st.max = float(observed.min()), float(observed.max())
+            st.whole = bool(np.all(np.mod(observed, 1.0) == 0))
             st.values, st.held = [observed], st.count
             if size is not None:
                 rows = np.flatnonzero(~missing) if st.n_missing else np.arange(values.size)
@@ -81,17 +92,21 @@ class _NumericStats:
 
     def merge(self, other: "_NumericStats") -> "_NumericStats":
         if other.count:
+            self.min, self.max = min(self.min, other.min), max(self.max, other.max)
+            self.whole = self.whole and other.whole
             if self.count == 0:
                 self.count, self.mean, self.mean_lo, self.m2 = other.count, other.mean, other.mean_lo, other.m2
             else:
                 na, nb = self.count, other.count
                 n = na + nb
-                delta = (other.mean - self.mean) + (other.mean_lo - self.mean_lo)  # of the true chunk means
-                lo = self.mean_lo + delta * (nb / n)  # the merged mean, relative to self.mean
-                m2 = (self.m2 - na * self.mean_lo ** 2) + (other.m2 - nb * other.mean_lo ** 2) \
-                    + delta * delta * (na * nb / n)   # about the true merged mean
-                self.mean, self.mean_lo = _two_sum(self.mean, lo)
-                self.m2 = m2 + n * self.mean_lo ** 2  # back to "about self.mean"
+                with np.errstate(over="ignore", invalid="ignore"):
+                    delta = (other.mean - self.mean) + (other.mean_lo - self.mean_lo)  # of the true chunk means
+                    lo = self.mean_lo + delta * (nb / n)  # the merged mean, relative to self.mean
+                with np.errstate(over="ignore", invalid="ignore"):
+                    m2 = (self.m2 - na * self.mean_lo ** 2) + (other.m2 - nb * other.mean_lo ** 2) \
+                        + delta * delta * (na * nb / n)   # about the true merged mean
+                    self.mean, self.mean_lo = _two_sum(self.mean, lo)
+                    self.m2 = m2 + n * self.mean_lo ** 2  # back to "about self.mean"
                 self.count = n
             self.values.extend(other.values)
             self.keys.extend(other.keys)
@@ -119,12 +134,14 @@ class _NumericStats:
 
     @property
     def std(self) -> float:
-        return float(np.sqrt(self.m2 / self.count))  # population (ddof=0), as fit() always used
+        with np.errstate(over="ignore", invalid="ignore"):
+            return float(np.sqrt(self.m2 / self.count))  # population (ddof=0), as fit() always used
 
     def to_dict(self) -> dict[str, Any]:
         values = self.sample() if self.count else np.empty(0)
         return {"count": self.count, "mean": self.mean, "mean_lo": self.mean_lo, "m2": self.m2,
-                "n_missing": self.n_missing,
+                "n_missing": self.n_missing, "whole": self.whole,
+                "min": self.min if self.count else None, "max": self.max if self.count else None,
                 "values": values.tolist(),
                 "keys": None if self.size is None else (self.keys[0].tolist() if self.count else [])}
 
@@ -133,12 +150,48 @@ class _NumericStats:
         st = cls(size)
         st.count, st.n_missing = int(d["count"]), int(d["n_missing"])
         st.mean, st.mean_lo, st.m2 = float(d["mean"]), float(d["mean_lo"]), float(d["m2"])
+        st.whole = bool(d.get("whole", False))
         if st.count:
+            values = np.asarray(d["values"], dtype=float)
+            st.min = float(d["min"]) if d.get("min") is not None else float(values.min())
+            st.max = float(d["max"]) if d.get("max") is not None else float(values.max())
             st.values = [np.asarray(d["values"], dtype=float)]
             st.held = int(st.values[0].size)
             if size is not None:
                 st.keys = [np.asarray(d["keys"], dtype=_U64)]
         return st
+
+
+class _DatetimeStats(_NumericStats):
+    """:class:`_NumericStats` of seconds since the epoch, plus whether any value carried a time zone
+    (then the column comes back from ``inverse_transform`` in UTC)."""
+
+    def __init__(self, size: int | None):
+        super().__init__(size)
+        self.aware = False
+        self.days = True  # every observed value is a midnight (UTC): a date column
+
+    @classmethod
+    def of_chunk(cls, values: np.ndarray, first_row: int, seed: int, size: int | None) -> "_DatetimeStats":
+        st = super().of_chunk(values, first_row, seed, size)
+        observed = values[~np.isnan(values)]
+        st.days = bool(np.all(np.mod(observed, 86400.0) == 0))  # type: ignore[attr-defined]
+        return st  # type: ignore[return-value]
+
+    def merge(self, other: "_NumericStats") -> "_NumericStats":
+        if other.count:
+            self.days = self.days and getattr(other, "days", False)
+        self.aware = self.aware or getattr(other, "aware", False)
+        return super().merge(other)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "aware": self.aware, "days": self.days}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], size: int | None) -> "_DatetimeStats":
+        st = super().from_dict(d, size)
+        st.aware, st.days = bool(d.get("aware", False)), bool(d.get("days", False))  # type: ignore[attr-defined]
+        return st  # type: ignore[return-value]
 
 
 class _CategoricalStats:
@@ -182,7 +235,7 @@ class _CategoricalStats:
         return st
 
 
-_STATS = {"numeric": _NumericStats, "categorical": _CategoricalStats}
+_STATS = {"numeric": _NumericStats, "datetime": _DatetimeStats, "categorical": _CategoricalStats}
 
 
 def _common_dtype(a: Any, b: Any) -> Any:
@@ -190,6 +243,37 @@ def _common_dtype(a: Any, b: Any) -> Any:
     if a == b:
         return a
     return pd.concat([pd.Series([], dtype=a), pd.Series([], dtype=b)]).dtype
+
+
+def _is_integer(dtype: Any, st: _NumericStats) -> bool:
+    """An integer column: an integer dtype, or floats that are all whole numbers with gaps (how
+    ``pandas.read_csv`` and pyarrow read an integer column with missing values)."""
+    if pd.api.types.is_bool_dtype(dtype):
+        return False
+    if pd.api.types.is_integer_dtype(dtype):
+        return True
+    return pd.api.types.is_float_dtype(dtype) and st.whole and st.n_missing > 0
+
+
+def _constant_value(role: str, spec: dict[str, Any], st: Any) -> Any:
+    """A constant column's one value, as JSON: a number (an int for integer columns), seconds since
+    the epoch for a datetime (decoded with the spec's unit and zone), the category's text."""
+    if role == "categorical":
+        return next(iter(st.counts))
+    if role == "numeric" and spec.get("integer"):
+        return int(st.min)
+    return float(st.min)
+
+
+def check_unique_columns(frame: pd.DataFrame, source: str = "the table") -> None:
+    """Raise an InputError naming a column name that occurs more than once (refused: which of the
+    two a saved schema means could not be told apart)."""
+    names = [str(c) for c in frame.columns]
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise InputError(f"{source} has more than one column named {name!r}; give every column its own name.")
+        seen.add(name)
 
 
 class TableStats:
@@ -246,7 +330,7 @@ class TableStats:
 
     def _set_columns(self, columns: list[str], roles: dict[str, str], dtypes: dict[str, Any]) -> None:
         self.columns, self.roles, self.dtypes = list(columns), dict(roles), dict(dtypes)
-        self._stats = {c: _STATS[r](self.reservoir_size) if r == "numeric" else _STATS[r]()
+        self._stats = {c: _STATS[r](self.reservoir_size) if r in ("numeric", "datetime") else _STATS[r]()
                        for c, r in roles.items() if r in _STATS}
 
     def _decide_roles(self, chunk: pd.DataFrame) -> None:
@@ -258,9 +342,28 @@ class TableStats:
             role = self.column_types.get(name)
             if role is None:
                 role = ("id" if name in self.id_columns else "label" if name == self.label
+                        else "ignore" if name == chunk.columns[0] and self._is_row_number(chunk[name])
                         else infer_role(name, chunk[name]))
             roles[name] = role
         self._set_columns(list(chunk.columns), roles, {c: chunk[c].dtype for c in chunk.columns})
+
+    def _is_row_number(self, s: pd.Series) -> bool:
+        """An unnamed first column holding the row numbers (0.. or 1.., as pandas' ``to_csv`` and R's
+        ``write.csv`` write them): an index, not a feature; a warning says it is left out."""
+        if INDEX_NAMES.fullmatch(str(s.name)) is None or not pd.api.types.is_numeric_dtype(s) \
+                or pd.api.types.is_bool_dtype(s) or s.isna().any():
+            return False
+        start = self.row_offset + self.n_rows
+        values = s.to_numpy()
+        for first in (start, start + 1):
+            if np.array_equal(values, np.arange(first, first + len(values))):
+                name = str(s.name)
+                warnings.warn(
+                    f"column {name!r} holds the row numbers {first}, {first + 1}, ... (an index written by pandas "
+                    f"or R); leaving it out of training (set its type with column_types={{{name!r}: 'numeric'}} "
+                    f"to keep it).", stacklevel=5)
+                return True
+        return False
 
     def update(self, chunk: pd.DataFrame) -> "TableStats":
         """Add the next rows of the table (a DataFrame with the first chunk's columns)."""
@@ -269,6 +372,7 @@ class TableStats:
         if chunk.shape[1] == 0:
             raise InputError("the table has no columns.")
         chunk = chunk.rename(columns=str)  # names are strings from here on (and in the saved schema)
+        check_unique_columns(chunk)
         index, self.n_chunks = self.n_chunks, self.n_chunks + 1
         if self.columns is not None and set(chunk.columns) != set(self.columns):
             missing = [c for c in self.columns if c not in chunk.columns]
@@ -286,10 +390,17 @@ class TableStats:
             s = chunk[name]
             self.dtypes[name] = _common_dtype(self.dtypes[name], s.dtype)
             role = self.roles[name]
+            rows = None if self._rows_by_label else first_row
             if role == "numeric":
-                values = as_numbers(name, s, None if self._rows_by_label else first_row)
+                values = as_numbers(name, s, rows)
                 self._stats[name].merge(_NumericStats.of_chunk(values, first_row, self.seed, self.reservoir_size))
+            elif role == "datetime":
+                values, aware = as_datetimes(name, s, rows)
+                part = _DatetimeStats.of_chunk(values, first_row, self.seed, self.reservoir_size)
+                part.aware = aware  # type: ignore[attr-defined]
+                self._stats[name].merge(part)
             elif role == "categorical":
+                check_flat(name, s)
                 self._stats[name].merge(_CategoricalStats.of_chunk(s))
         self.n_rows += len(chunk)
         return self
@@ -322,27 +433,77 @@ class TableStats:
         return {c: st.n_missing / self.n_rows for c, st in self._stats.items()} if self.n_rows else {}
 
     def schema(self, max_categories: int) -> list[dict[str, Any]]:
-        """The fitted column specs (``TabularPreprocessor.columns_``), or the error ``fit`` raises."""
+        """The fitted column specs (``TabularPreprocessor.columns_``), or the error ``fit`` raises.
+
+        Numeric specs say whether the column is ``integer`` (an integer dtype, or whole numbers
+        with gaps, which CSV readers turn into floats) and hold its training ``min``/``max``;
+        datetime specs hold the ``unit`` and ``tz`` the column comes back in; categorical specs
+        say whether rarer values fell into ``<other>`` at fit time (``has_other``) and whether
+        the column was boolean. Columns whose roles were inferred and that hold a single value
+        in every row (no gaps) are dropped (role ``ignore``, ``"dropped": "constant"``) with a
+        warning naming them.
+        """
         if self.columns is None or self.n_rows == 0:
             raise InputError("the table has no rows.")
-        specs = []
+        specs, constant = [], []
         for name in self.columns:
             role = self.roles[name]
-            spec: dict[str, Any] = {"name": name, "role": role, "dtype": str(self.dtypes[name])}
+            dtype = self.dtypes[name]
+            spec: dict[str, Any] = {"name": name, "role": role, "dtype": str(dtype)}
             st = self._stats.get(name)
             if isinstance(st, _NumericStats):
                 if st.count == 0:
                     raise InputError(f"column {name!r} has no values (all missing); drop it or set its type to 'ignore'.")
                 std = st.std
+                if not (np.isfinite(st.mean) and np.isfinite(std)):
+                    big = max(abs(st.min), abs(st.max))
+                    raise InputError(
+                        f"column {name!r} holds values as large as {big:.3g}, too large for its mean and standard "
+                        f"deviation (they overflow float64); rescale the column or drop it.")
                 spec.update(mean=st.mean, std=std if std > 1e-12 else 1.0, median=float(np.median(st.sample())),
                             missing_indicator=st.n_missing > 0)
+                if role == "datetime":
+                    unit, tz = None, None
+                    if pd.api.types.is_datetime64_any_dtype(dtype):
+                        unit = getattr(dtype, "unit", None) or np.datetime_data(np.dtype(dtype))[0]
+                        tz = getattr(dtype, "tz", None)
+                    elif getattr(st, "aware", False):
+                        tz = "UTC"
+                    step = 86400 if getattr(st, "days", False) else 1 if st.whole else None
+                    spec.update(min=st.min, max=st.max, unit=unit if unit in ("s", "ms", "us", "ns") else "us",
+                                tz=None if tz is None else str(tz), step=step)
+                elif _is_integer(dtype, st):
+                    spec.update(integer=True, min=int(st.min), max=int(st.max))
+                    if max(abs(st.min), abs(st.max)) > 2.0 ** 53:
+                        warnings.warn(
+                            f"column {name!r} holds integers beyond ±2**53 (up to {max(abs(spec['min']), abs(spec['max']))}), "
+                            f"which float64 features only hold to about 16 digits; declare it an id if it is an "
+                            f"identifier.", stacklevel=4)
+                if name not in self.column_types and self.n_rows > 1 and st.n_missing == 0 and st.min == st.max:
+                    constant.append(name)
             elif isinstance(st, _CategoricalStats):
                 if set(st.counts) <= {MISSING}:
                     raise InputError(f"column {name!r} has no values (all missing); drop it or set its type to 'ignore'.")
                 spec["categories"] = st.top(max_categories)
+                spec["has_other"] = len(st.counts) > max_categories
+                if pd.api.types.is_bool_dtype(dtype) or (
+                        (pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype))
+                        and set(st.counts) - {MISSING} <= {"True", "False"}):
+                    spec["boolean"] = True
+                if name not in self.column_types and self.n_rows > 1 and st.n_missing == 0 and len(st.counts) == 1:
+                    constant.append(name)
+            if name in constant:  # the value comes back in every decoded row (inverse_transform)
+                spec = {"name": name, "role": "ignore", "dtype": str(dtype), "dropped": "constant", "was": role,
+                        "value": _constant_value(role, spec, st),
+                        **{k: spec[k] for k in ("integer", "unit", "tz", "boolean") if k in spec}}
             specs.append(spec)
-        if not any(c["role"] in ("numeric", "categorical") for c in specs):
-            raise InputError("the table has no feature columns left after removing id, label and ignored columns.")
+        if constant:
+            warnings.warn(
+                f"column(s) {', '.join(map(repr, constant))} hold one value in every row; leaving them out of "
+                f"training (set their type with column_types to keep them).", stacklevel=4)
+        if not any(c["role"] in ("numeric", "categorical", "datetime") for c in specs):
+            raise InputError("the table has no feature columns left after removing id, label, ignored and constant "
+                             "columns.")
         return specs
 
     def to_dict(self) -> dict[str, Any]:
@@ -372,4 +533,4 @@ class TableStats:
         return stats
 
 
-__all__ = ["DEFAULT_RESERVOIR", "TableStats"]
+__all__ = ["DEFAULT_RESERVOIR", "TableStats", "check_unique_columns"]

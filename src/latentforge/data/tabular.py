@@ -1,7 +1,8 @@
 """Tables → float matrices and back.
 
 Column roles: ``numeric`` (standardised with train statistics, missing values imputed with the
-train median plus a 0/1 missing-indicator column), ``categorical`` (one-hot over the most frequent
+train median plus a 0/1 missing-indicator column), ``datetime`` (seconds since the epoch, then as
+``numeric``), ``categorical`` (one-hot over the most frequent
 ``max_categories`` values plus one ``<other>`` bucket that also catches categories unseen at fit
 time; booleans and strings are categorical), ``id`` and ``label`` (excluded from training, carried
 separately), ``ignore`` (dropped). Roles are inferred and can be overridden per column.
@@ -25,12 +26,97 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .columns import MISSING, OTHER, ROLES, as_numbers, as_strings, first_non_numeric, is_numeric_dtype, row_label
-from .table_stats import DEFAULT_RESERVOIR, TableStats
+from .columns import (MISSING, OTHER, ROLES, as_datetimes, as_numbers, as_strings, check_flat, first_non_numeric,
+                      is_numeric_dtype, row_label)
+from .table_stats import DEFAULT_RESERVOIR, TableStats, check_unique_columns
 
 
 #: rows :meth:`TabularPreprocessor.transform_arrays` works on at a time (a float64 block stays in cache)
 TRANSFORM_BLOCK_ROWS = 4096
+#: the largest standardised feature a float32 holds: a value farther from the training values is an error
+FEATURE_LIMIT = float(np.finfo(np.float32).max)
+#: roles whose features are one standardised Gaussian column each (and a missing indicator)
+GAUSSIAN_ROLES = ("numeric", "datetime")
+_TICKS_PER_SECOND = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
+
+
+def _gaussian(columns: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The columns of the Gaussian block, in column order: numeric and datetime."""
+    return [c for c in columns if c["role"] in GAUSSIAN_ROLES]
+
+
+def _as_integers(values: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
+    """Decoded values of an integer column: rounded, clipped to the training range, in its dtype."""
+    lo, hi = float(spec["min"]), float(spec["max"])
+    rounded = np.clip(np.rint(values), lo, hi)
+    try:
+        dtype = np.dtype(spec.get("dtype", "int64"))
+    except TypeError:  # a pandas extension dtype (Int64, ...) or floats with gaps: plain int64
+        dtype = np.dtype("int64")
+    if dtype.kind not in "iu":
+        dtype = np.dtype("int64")
+    info = np.iinfo(dtype)
+    out = np.empty(len(rounded), dtype=dtype)
+    low, high = rounded <= float(info.min), rounded >= float(info.max)  # float(2**63 - 1) rounds up to 2**63
+    inside = ~(low | high)
+    out[inside] = rounded[inside].astype(dtype)
+    out[low], out[high] = info.min, min(info.max, int(spec["max"]))
+    return out
+
+
+def _as_datetimes(seconds: np.ndarray, spec: dict[str, Any]) -> pd.Series:
+    """Decoded seconds of a datetime column: rounded to whole days or seconds when every training
+    value was one, clipped to the training range, rounded to its unit, in its unit and time zone."""
+    unit = spec.get("unit") or "us"
+    per = _TICKS_PER_SECOND.get(unit, 10**6)
+    if spec.get("step"):  # dates stay dates, whole seconds whole (the float32 features blur them)
+        seconds = np.rint(seconds / spec["step"]) * spec["step"]
+    seconds = np.clip(seconds, float(spec["min"]), float(spec["max"]))
+    whole = np.floor(seconds)
+    ticks = whole.astype(np.int64) * per + np.rint((seconds - whole) * per).astype(np.int64)
+    out = pd.Series(ticks.view(f"datetime64[{unit}]"))
+    if spec.get("tz"):
+        out = out.dt.tz_localize("UTC").dt.tz_convert(spec["tz"])
+    return out
+
+
+def _constant_column(spec: dict[str, Any], n: int) -> np.ndarray | pd.Series:
+    """A column dropped as constant, decoded as its one value in every row (in its type)."""
+    value = spec["value"]
+    if spec.get("was") == "categorical":
+        typed = _typed_categories([str(value)], spec)[0]
+        return np.full(n, typed, dtype=bool if isinstance(typed, bool) else object)
+    bounds = {**spec, "min": value, "max": value}
+    if spec.get("was") == "datetime":
+        return _as_datetimes(np.full(n, float(value)), bounds)
+    if spec.get("integer"):
+        return _as_integers(np.full(n, float(value)), bounds)
+    return np.full(n, float(value))
+
+
+def _typed_categories(labels: list[str], spec: dict[str, Any]) -> np.ndarray:
+    """The category texts as the column's values: booleans, integers and floats as such (the text of
+    ``<other>`` stays; ``<missing>`` becomes a missing value)."""
+    out = np.array(labels, dtype=object)
+    out[out == MISSING] = None
+    dtype = spec.get("dtype", "")
+    convert: Any = None
+    if spec.get("boolean"):
+        convert = {"True": True, "False": False}.__getitem__
+    else:
+        try:
+            kind = np.dtype(dtype).kind
+        except TypeError:
+            kind = ""
+        convert = int if kind in "iu" and kind else float if kind == "f" else None
+    if convert is not None:
+        for i, v in enumerate(out):
+            if v is not None and v != OTHER:
+                try:
+                    out[i] = convert(v)
+                except (KeyError, ValueError):
+                    pass
+    return out
 
 
 class TabularPreprocessor:
@@ -123,7 +209,7 @@ class TabularPreprocessor:
     def layout(self) -> list[tuple[str, int, int]]:
         """Blocks of the feature vector as (likelihood, start, stop): gaussian, bernoulli or categorical."""
         blocks, pos = [], 0
-        numeric = [c for c in self.columns_ if c["role"] == "numeric"]
+        numeric = _gaussian(self.columns_)
         if numeric:
             blocks.append(("gaussian", pos, pos + len(numeric)))
             pos += len(numeric)
@@ -148,7 +234,7 @@ class TabularPreprocessor:
 
     @property
     def feature_names(self) -> list[str]:
-        numeric = [c for c in self.columns_ if c["role"] == "numeric"]
+        numeric = _gaussian(self.columns_)
         names = [c["name"] for c in numeric]
         names += [f"{c['name']}__missing" for c in numeric if c["missing_indicator"]]
         for c in self.columns_:
@@ -159,7 +245,7 @@ class TabularPreprocessor:
     @property
     def passthrough_columns(self) -> list[str]:
         """Columns the model does not read but that new data may carry (ids, label, ignored)."""
-        return [c["name"] for c in self.columns_ if c["role"] not in ("numeric", "categorical")]
+        return [c["name"] for c in self.columns_ if c["role"] not in ("numeric", "categorical", "datetime")]
 
     # -- transforming ----------------------------------------------------------------------
     def check_schema(self, frame: pd.DataFrame) -> None:
@@ -167,8 +253,9 @@ class TabularPreprocessor:
         if not isinstance(frame, pd.DataFrame):
             raise InputError(f"expected a pandas DataFrame, got {type(frame).__name__}.")
         known = {c["name"] for c in self.columns_} | set(self.id_columns) | ({self.label} if self.label else set())
-        features = [c["name"] for c in self.columns_ if c["role"] in ("numeric", "categorical")]
+        features = [c["name"] for c in self.columns_ if c["role"] in ("numeric", "categorical", "datetime")]
         frame = frame.rename(columns=str)
+        check_unique_columns(frame)
         cols = list(frame.columns)
         missing = [c for c in features if c not in cols]
         extra = [c for c in cols if c not in known]
@@ -195,20 +282,26 @@ class TabularPreprocessor:
         self.check_schema(frame)
         if len(frame) == 0:
             raise InputError("the table has no rows.")
-        numeric = [c for c in self.columns_ if c["role"] == "numeric"]
+        numeric = _gaussian(self.columns_)
         parts: list[np.ndarray] = []
         if numeric:  # one (n, k) matrix: the same arithmetic per element, vectorised over columns
             values = np.empty((len(frame), len(numeric)), order="F")  # column writes stay contiguous
             for j, c in enumerate(numeric):
-                values[:, j] = as_numbers(c["name"], frame[c["name"]])
+                s = frame[c["name"]]
+                values[:, j] = as_datetimes(c["name"], s)[0] if c["role"] == "datetime" else as_numbers(c["name"], s)
             miss = np.isnan(values)
             stats = {key: np.array([c[key] for c in numeric]) for key in ("median", "mean", "std")}
-            parts.append((np.where(miss, stats["median"], values) - stats["mean"]) / stats["std"])
+            with np.errstate(over="ignore", invalid="ignore"):
+                standardised = (np.where(miss, stats["median"], values) - stats["mean"]) / stats["std"]
+            if not (np.abs(standardised) <= FEATURE_LIMIT).all():
+                self._raise_too_far([c["name"] for c in numeric], values, standardised, frame.index)
+            parts.append(standardised)
             flagged = [j for j, c in enumerate(numeric) if c["missing_indicator"]]
             if flagged:
                 parts.append(miss[:, flagged].astype(float))
         for c in self.columns_:
             if c["role"] == "categorical":
+                check_flat(c["name"], frame[c["name"]])
                 strings = as_strings(frame[c["name"]])
                 index = {v: i for i, v in enumerate(c["categories"])}
                 codes = np.array([index.get(v, len(index)) for v in strings])
@@ -223,9 +316,9 @@ class TabularPreprocessor:
     @property
     def numeric_feature_columns(self) -> list[str] | None:
         """The feature columns, in feature order, when every one of them is numeric (no categorical
-        columns): what :meth:`transform_arrays` takes; None otherwise."""
+        or datetime columns): what :meth:`transform_arrays` takes; None otherwise."""
         self._check_fitted()
-        if any(c["role"] == "categorical" for c in self.columns_):
+        if any(c["role"] in ("categorical", "datetime") for c in self.columns_):
             return None
         return [c["name"] for c in self.columns_ if c["role"] == "numeric"]
 
@@ -247,7 +340,7 @@ class TabularPreprocessor:
         names = self.numeric_feature_columns
         if names is None:
             raise InputError("transform_arrays takes tables whose feature columns are all numeric; "
-                             "this schema has categorical columns (use transform).")
+                             "this schema has categorical or datetime columns (use transform).")
         if len(arrays) != len(names):
             raise InputError(f"transform_arrays needs {len(names)} arrays ({', '.join(names)}), got {len(arrays)}.")
         arrays = [np.asarray(a) for a in arrays]
@@ -278,10 +371,23 @@ class TabularPreprocessor:
                     out[a:b, k:k + n_flag] = miss[:, flagged]
             elif n_flag:
                 out[a:b, k:k + n_flag] = 0.0
-            values -= mean
-            values /= std
+            with np.errstate(over="ignore", invalid="ignore"):
+                values -= mean
+                values /= std
+            if not (np.abs(values) <= FEATURE_LIMIT).all():
+                raw = np.column_stack([column[a:b] for column in arrays]).astype(float)
+                self._raise_too_far(names, raw, values, np.arange(a, b) if rows is None else rows[a:b])
             out[a:b, :k] = values
         return out
+
+    @staticmethod
+    def _raise_too_far(names: list[str], values: np.ndarray, standardised: np.ndarray, rows: Any) -> None:
+        """The error for the first column holding a value whose standardised feature overflows float32."""
+        bad = ~(np.abs(standardised) <= FEATURE_LIMIT)
+        j = int(bad.any(axis=0).argmax())
+        i = int(bad[:, j].argmax())
+        raise InputError(f"column {names[j]!r} holds {values[i, j]:.6g} (row {rows[i]}), too far from the training "
+                         f"values to standardise (the feature would overflow float32); rescale or drop it.")
 
     @staticmethod
     def _raise_infinite(names: list[str], arrays: list[np.ndarray], rows: np.ndarray | None) -> None:
@@ -294,21 +400,47 @@ class TabularPreprocessor:
                 raise InputError(f"column {name!r} holds an infinite value (row {row}); replace it or drop the row.")
 
     def inverse_transform(self, features: np.ndarray) -> pd.DataFrame:
-        """Decoded feature matrix (means/probabilities) → a frame in the original columns."""
+        """Decoded feature matrix (means/probabilities) → a frame in the original columns and types.
+
+        Numeric columns are ``mean + std * feature``; integer columns are then rounded, clipped to
+        their training range and cast to their integer dtype (floats are not clipped); datetime
+        columns come back as datetimes in their unit and time zone, clipped to the training range;
+        a categorical column takes its most probable training category (``<other>`` only if rarer
+        values fell into it at fit time; ``<missing>`` as a missing value), booleans as booleans,
+        integer and float categories as numbers. A column dropped as constant comes back holding
+        its one value, so the frame has every column the model was fitted on (ids, label and other
+        ignored columns excepted).
+        """
         self._check_fitted()
         features = np.asarray(features, dtype=float)
         if features.ndim != 2 or features.shape[1] != self.n_features:
             raise InputError(f"expected an (n, {self.n_features}) feature matrix, got shape {features.shape}.")
         out: dict[str, Any] = {}
-        numeric = [c for c in self.columns_ if c["role"] == "numeric"]
+        numeric = _gaussian(self.columns_)
         for j, c in enumerate(numeric):
-            out[c["name"]] = features[:, j] * c["std"] + c["mean"]
+            values = features[:, j] * c["std"] + c["mean"]
+            if c["role"] == "datetime":
+                out[c["name"]] = _as_datetimes(values, c)
+            elif c.get("integer"):
+                out[c["name"]] = _as_integers(values, c)
+            else:
+                out[c["name"]] = values
         blocks = [b for b in self.layout if b[0] == "categorical"]
         for c, (_, start, stop) in zip([c for c in self.columns_ if c["role"] == "categorical"], blocks):
-            labels = np.array(c["categories"] + [OTHER], dtype=object)
-            out[c["name"]] = labels[features[:, start:stop].argmax(axis=1)]
+            labels = _typed_categories(c["categories"] + [OTHER], c)
+            scores = features[:, start:stop]
+            if c.get("has_other") is False:  # no training value fell into <other>: never decode to it
+                scores = scores[:, :-1]
+            picked = labels[scores.argmax(axis=1)]
+            if c.get("boolean") and all(v is True or v is False for v in picked):
+                picked = picked.astype(bool)
+            out[c["name"]] = picked
+        for c in self.columns_:
+            if c.get("dropped") == "constant" and "value" in c:
+                out[c["name"]] = _constant_column(c, len(features))
         order = [c["name"] for c in self.columns_ if c["name"] in out]
-        return pd.DataFrame(out)[order]
+        return pd.DataFrame({name: v.reset_index(drop=True) if isinstance(v, pd.Series) else v
+                             for name, v in out.items()})[order]
 
     # -- persistence -----------------------------------------------------------------------
     def _check_fitted(self) -> None:

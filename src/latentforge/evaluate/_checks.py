@@ -3,9 +3,12 @@ when they are missing. Generic array checks live in :mod:`latentforge.validation
 
 from __future__ import annotations
 
+import warnings
+import weakref
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ..errors import InputError
 
@@ -39,6 +42,45 @@ def labels(y: Any, name: str, n: int | None = None, min_classes: int = 2) -> np.
     if len(np.unique(arr)) < min_classes:
         raise MissingLabelsError(f"{name} has fewer than {min_classes} distinct labels, so there is nothing to predict.")
     return arr
+
+
+_ANNOUNCED: dict[int, weakref.ref] = {}
+
+
+def _announced(arr: np.ndarray) -> bool:
+    """Whether the rows without a label of this very array were already reported (then True);
+    otherwise it is remembered (weakly) and False is returned."""
+    ref = _ANNOUNCED.get(id(arr))
+    if ref is not None and ref() is arr:
+        return True
+    for key in [k for k, r in _ANNOUNCED.items() if r() is None]:
+        del _ANNOUNCED[key]
+    _ANNOUNCED[id(arr)] = weakref.ref(arr)
+    return False
+
+
+def drop_unlabelled(Z: np.ndarray, y: Any, name: str) -> tuple[np.ndarray, Any]:
+    """``(Z, y)`` without the rows whose label is missing (None, NaN, NaT, pandas NA).
+
+    A label column with gaps is common in real tables; the metric is computed on the labelled
+    rows and a warning says how many were left out. ``y`` of another length than ``Z`` is
+    returned as it is (for :func:`labels` to report).
+    """
+    if y is None:
+        return Z, y
+    arr = np.asarray(y)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1 or len(arr) != len(Z) or arr.dtype.kind not in "fOUSmM":
+        return Z, y
+    missing = pd.isna(pd.Series(arr, dtype=object if arr.dtype.kind == "O" else None)).to_numpy()
+    if not missing.any():
+        return Z, arr
+    if not _announced(arr):  # several metrics on one label array (an evaluation run) say it once
+        warnings.warn(f"{int(missing.sum())} of {len(arr)} rows have no label; they are left out of the label "
+                      f"metrics.", stacklevel=3)
+    keep = ~missing
+    return Z[keep], arr[keep]
 
 
 def factor_matrix(factors: Any, n: int, name: str = "factors") -> np.ndarray:

@@ -16,15 +16,32 @@ from ..validation import as_matrix, as_vector, same_rows, same_width
 from ._checks import MissingLabelsError
 
 
+def _outlier_flags(truth: np.ndarray) -> np.ndarray:
+    """``is_outlier`` as booleans: booleans, integers or floats that are all 0 or 1 (``0.``/``1.``
+    as pandas gives a 0/1 column with gaps filled), or objects holding those; anything else (2,
+    0.5, NaN, "yes") is an InputError naming the first such value."""
+    if truth.dtype.kind == "O":
+        numeric = [isinstance(v, (bool, int, float, np.bool_, np.integer, np.floating)) for v in truth]
+        if all(numeric):
+            truth = truth.astype(float)
+    if truth.dtype.kind not in "biuf":
+        bad = next((v for v in truth.tolist() if not isinstance(v, (bool, int, float))), truth.reshape(-1)[0])
+        raise InputError(f"is_outlier must be booleans or 0/1 (1 = outlier), got {bad!r}.")
+    ok = (truth == 0) | (truth == 1)
+    if not ok.all():
+        bad = truth[int((~ok).argmax())]
+        raise InputError(f"is_outlier must be booleans or 0/1 (1 = outlier), got {bad.item()!r} at position "
+                         f"{int((~ok).argmax())}.")
+    return truth.astype(bool)
+
+
 def _scores_and_truth(scores: Any, is_outlier: Any) -> tuple[np.ndarray, np.ndarray]:
     s = as_vector(scores, "scores")
     if is_outlier is None:
         raise MissingLabelsError("is_outlier is None: this metric needs to know which rows are outliers.")
     truth = np.asarray(is_outlier).reshape(-1)
     same_rows(s, truth, "scores", "is_outlier")
-    if truth.dtype.kind not in "biu" or not np.isin(truth, (0, 1)).all():
-        raise InputError("is_outlier must be booleans or 0/1 (1 = outlier).")
-    truth = truth.astype(bool)
+    truth = _outlier_flags(truth)
     if truth.all() or not truth.any():
         raise MissingLabelsError("is_outlier must contain both outliers and inliers.")
     return s, truth
@@ -42,7 +59,7 @@ def auroc(scores: np.ndarray, is_outlier: np.ndarray) -> float:
     scores : array-like of shape (n,)
         Anomaly scores, higher = more anomalous.
     is_outlier : array-like of shape (n,)
-        Booleans or 0/1, 1 = outlier; both classes must occur.
+        Booleans or 0/1 (integers or floats: ``0.``/``1.`` count), 1 = outlier; both classes must occur.
 
     Returns
     -------

@@ -2,6 +2,7 @@
 
 All of these need labels; without them (``y is None``, or a single class) they raise
 :class:`~latentforge.evaluate.MissingLabelsError`, which callers can catch to skip the metric.
+Rows whose label is missing (None, NaN, NaT) are left out, with a warning saying how many.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import numpy as np
 
 from ..errors import InputError
 from ..validation import as_matrix, block_rows, positive_int, same_width, sq_distances
-from ._checks import MissingLabelsError, labels
+from ._checks import MissingLabelsError, drop_unlabelled, labels
 
 
 def _split(Z_train: Any, y_train: Any, Z_test: Any, y_test: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     a, b = as_matrix(Z_train, "Z_train"), as_matrix(Z_test, "Z_test")
     same_width(a, b, "Z_train", "Z_test")
+    a, y_train = drop_unlabelled(a, y_train, "y_train")
+    b, y_test = drop_unlabelled(b, y_test, "y_test")
     return a, labels(y_train, "y_train", len(a)), b, labels(y_test, "y_test", len(b), min_classes=1)
 
 
@@ -112,7 +115,7 @@ def linear_probe_cv_accuracy(Z: np.ndarray, y: np.ndarray, n_splits: int = 5, se
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_score
 
-    Z = as_matrix(Z, "Z")
+    Z, y = drop_unlabelled(as_matrix(Z, "Z"), y, "y")
     y = labels(y, "y", len(Z))
     n_splits = positive_int(n_splits, "n_splits", minimum=2)
     smallest = int(np.unique(y, return_counts=True)[1].min())
@@ -212,7 +215,7 @@ def kmeans_clustering_scores(Z: np.ndarray, y: np.ndarray, n_clusters: int | Non
     from sklearn.cluster import KMeans
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-    Z = as_matrix(Z, "Z")
+    Z, y = drop_unlabelled(as_matrix(Z, "Z"), y, "y")
     y = labels(y, "y", len(Z))
     n_clusters = len(np.unique(y)) if n_clusters is None else positive_int(n_clusters, "n_clusters")
     if n_clusters > len(Z):
@@ -276,6 +279,8 @@ def retrieval_map_at_k(
     """
     q, g = as_matrix(Z_query, "Z_query"), as_matrix(Z_gallery, "Z_gallery")
     same_width(q, g, "Z_query", "Z_gallery")
+    q, y_query = drop_unlabelled(q, y_query, "y_query")
+    g, y_gallery = drop_unlabelled(g, y_gallery, "y_gallery")
     yq = labels(y_query, "y_query", len(q), min_classes=1)
     yg = labels(y_gallery, "y_gallery", len(g), min_classes=1)
     k = positive_int(k, "k")
