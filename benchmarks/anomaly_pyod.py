@@ -1,6 +1,6 @@
 """Anomaly detection: latentforge's detectors against PyOD's AutoEncoder and IsolationForest.
 
-Protocols (BENCHMARK_TARGETS.md), all in one run:
+Protocols (benchmarks/README.md, "Shared protocols"), all in one run:
 - digits one-class: for each digit k, fit on the training images of k only (train_test_split
   test_size=0.2, stratify, random_state=0); test set = the whole test split, digit k = inlier,
   others = outliers; mean AUROC over k.

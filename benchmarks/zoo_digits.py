@@ -1,6 +1,6 @@
 """Every latentforge model on the digits protocol, with pythae's models in the same run.
 
-Protocol (BENCHMARK_TARGETS.md): digits pixels/16, train_test_split(test_size=0.2, stratify=y,
+Protocol (benchmarks/README.md, "Shared protocols"): digits pixels/16, train_test_split(test_size=0.2, stratify=y,
 random_state=0) → 1,437 train / 360 test; latent 8, 100 epochs, batch 64, lr 1e-3. Metrics on the
 test split: reconstruction MSE, linear-probe accuracy (LogisticRegression(max_iter=2000) on train
 codes), generation SW₂ (360 samples vs the test images, 2,000 directions, seed 0), and training

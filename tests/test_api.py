@@ -134,3 +134,75 @@ def test_samplers_by_name_and_log_likelihood(small_digits, tmp_path):
         ae.sample(2, sampler="prior")
     with pytest.raises(InputError, match="not a latent-variable model"):
         ae.log_likelihood(X[:3])
+
+
+# -- paths in the API (issue 15.4): every method reads what the CLI reads -----------------------
+@pytest.fixture(scope="module")
+def table_files(tmp_path_factory):
+    rng = np.random.default_rng(3)
+    n = 90
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "a": rng.normal(size=n), "b": rng.normal(size=n),
+                          "city": rng.choice(["x", "y", "z"], n), "y": rng.integers(0, 2, n)})
+    root = tmp_path_factory.mktemp("paths")
+    frame.to_csv(root / "t.csv", index=False)
+    frame.to_parquet(root / "t.parquet", index=False)
+    return root, frame
+
+
+TABLE = dict(id_columns=("id",), label="y", **FAST)
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_every_method_takes_a_path_like_the_same_frame(table_files, suffix):
+    root, frame = table_files
+    path = root / f"t.{suffix}"
+    est = Autoencoder("vae", 2, **TABLE).fit(frame)
+    for as_text in (str(path), path):
+        np.testing.assert_array_equal(est.transform(as_text), est.transform(frame))
+    np.testing.assert_array_equal(est.score_samples(path), est.score_samples(frame))
+    np.testing.assert_array_equal(est.features(path), est.features(frame))
+    pd.testing.assert_frame_equal(est.reconstruct(path), est.reconstruct(frame))
+    np.testing.assert_array_equal(est.log_likelihood(path, n_samples=4), est.log_likelihood(frame, n_samples=4))
+    np.testing.assert_array_equal(est.fit_transform(path), Autoencoder("vae", 2, **TABLE).fit(path).transform(path))
+    from latentforge import AnomalyDetector
+
+    det = AnomalyDetector.from_autoencoder(est)
+    np.testing.assert_array_equal(det.decision_function(path), det.decision_function(frame))
+    np.testing.assert_array_equal(det.predict(path), det.predict(frame))
+
+
+def test_fitting_a_csv_or_a_parquet_path_gives_the_same_model(table_files):
+    root, frame = table_files
+    a = Autoencoder("ae", 2, **TABLE).fit(root / "t.csv")
+    b = Autoencoder("ae", 2, **TABLE).fit(str(root / "t.parquet"))
+    np.testing.assert_array_equal(a.transform(frame), b.transform(frame))
+    assert a.n_features_in_ == 5 and list(a.feature_names_in_) == list(frame.columns)
+    from latentforge import AnomalyDetector
+
+    da = AnomalyDetector("ae", latent_dim=2, **TABLE).fit(root / "t.csv")
+    db = AnomalyDetector("ae", latent_dim=2, **TABLE).fit(root / "t.parquet")
+    np.testing.assert_array_equal(da.decision_scores_, db.decision_scores_)
+    assert da.n_features_in_ == 5
+
+
+def test_built_in_names_and_npz_archives_load_as_on_the_command_line(tmp_path):
+    from latentforge.data import load_builtin
+
+    wine = load_builtin("wine")
+    by_name = Autoencoder("ae", 2, **FAST).fit("wine")
+    np.testing.assert_array_equal(by_name.transform("wine"), by_name.transform(wine.X))
+    np.testing.assert_array_equal(by_name.transform(wine.X), Autoencoder("ae", 2, **FAST).fit(wine).transform(wine.X))
+    X = np.random.default_rng(0).random((40, 1, 8, 8)).astype(np.float32)
+    np.savez(tmp_path / "x.npz", x=X)
+    est = Autoencoder("ae", 2, **FAST).fit(X)
+    np.testing.assert_array_equal(est.transform(tmp_path / "x.npz"), est.transform(X))
+
+
+@pytest.mark.parametrize("method", ["fit", "transform", "score_samples", "reconstruct", "features"])
+def test_a_missing_path_is_one_sentence_naming_it(tmp_path, method):
+    est = Autoencoder("ae", 2, **FAST)
+    if method != "fit":
+        est.fit(np.random.default_rng(0).normal(size=(30, 3)))
+    for missing in (tmp_path / "absent.csv", tmp_path / "absent.npz", tmp_path / "no" / "dir"):
+        with pytest.raises(InputError, match=f"file not found: {missing}"):
+            getattr(est, method)(missing)

@@ -24,6 +24,7 @@ STAGES: dict[str, int] = {
     "_deprecation": 1, "fsutil": 1, "validation": 1,
     "config": 2,                                                  # TrainConfig, every default, the config reader
     "sliced": 3, "artifacts": 3, "report": 3, "data": 3,          # libraries and the data layer
+    "tracking": 3,                                                # optional MLflow logging
     "evaluate": 4,                                                # metrics (use sliced)
     "models": 5,
     "train": 6,

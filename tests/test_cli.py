@@ -44,7 +44,9 @@ def test_fit_embed_reconstruct_generate_score_evaluate(table_model, capsys, tmp_
     code, _, err = run(["embed", model, root / "train.csv", "--out", tmp_path / "emb.parquet"], capsys)
     assert code == 0, err
     emb = pd.read_parquet(tmp_path / "emb.parquet")
-    assert list(emb.columns) == ["id", "z0", "z1"] and emb["id"].tolist() == frame["id"].tolist()
+    # ids first, the fit's --label column last, both carried from the input row for row
+    assert list(emb.columns) == ["id", "z0", "z1", "y"] and emb["id"].tolist() == frame["id"].tolist()
+    assert emb["y"].tolist() == frame["y"].tolist()
     assert run(["embed", model, root / "train.csv", "--out", tmp_path / "emb.npy"], capsys)[0] == 0
     np.testing.assert_allclose(np.load(tmp_path / "emb.npy"), emb[["z0", "z1"]].to_numpy())
     assert run(["reconstruct", model, root / "train.csv", "--out", tmp_path / "rec.csv"], capsys)[0] == 0

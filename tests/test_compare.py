@@ -115,22 +115,40 @@ def test_cli_compare_with_flags_and_yaml(capsys, tmp_path):
 
 
 def test_report_has_a_sortable_leaderboard_and_renders(finished, tmp_path):
-    out, _ = finished
+    import re
+
+    from test_demo_report import assert_reads_at_page_width, chromium, rendered_layout
+
+    out, board = finished
     html = (out / "report.html").read_text()
     assert '<table id="metrics">' in html and "sortTable(" in html and "ae" in html
     assert html.count("data:image/png;base64,") >= 4
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
+    # two seeds: every value carries its spread, on the value's line
+    body = html.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    rows = [re.findall(r'<td class="([^"]*)"[^>]*>(.*?)</td>', tr, re.S)
+            for tr in re.findall(r"<tr>(.*?)</tr>", body, re.S)]
+    assert len(rows) == 2 and len({len(r) for r in rows}) == 1
+    spreads = re.findall(r'<span class="sd">(.*?)</span>', body)
+    assert spreads and all(re.fullmatch(r"± \d[\d.e+-]*", sd) for sd in spreads)
+    row = board.set_index("model").loc["ae"]
+    assert f'{row["recon_mse"]:.4g}</span><span class="sd">± {row["recon_mse_std"]:.2g}</span>' in body
+    # a column where both models show the same value marks neither as best
+    for (cls_a, cell_a), (cls_b, cell_b) in zip(*rows):
+        if re.sub(r"<[^>]+>", "", cell_a).split("±")[0] == re.sub(r"<[^>]+>", "", cell_b).split("±")[0]:
+            assert cls_a == cls_b == "", cell_a
+    if chromium() is None:
         pytest.skip("Chromium is not installed (make test installs Debian's chromium when run as root)")
     shot = tmp_path / "shot.png"
-    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+    subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    f"--user-data-dir={tmp_path / 'p'}", f"--screenshot={shot}", "--window-size=1200,1600",
+                    f"--user-data-dir={tmp_path / 'p'}", f"--screenshot={shot}", "--window-size=1280,1600",
                     (out / "report.html").as_uri()], capture_output=True, timeout=120, check=False)
     from PIL import Image
 
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.std() > 20 and 0.02 < (pixels < 128).mean() < 0.9
+    # the widest table (mean ± std in every cell) fits the page at 1280 px, each cell on one line
+    assert_reads_at_page_width(rendered_layout(out / "report.html", tmp_path))
 
 
 def test_text_labels_are_stored_without_pickle_and_ids_come_first(tmp_path):

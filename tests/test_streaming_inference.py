@@ -9,6 +9,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+import latentforge.estimator.batched as batched
 import latentforge.estimator.streaming as streaming
 from latentforge import AnomalyDetector, Autoencoder
 from latentforge.cli import main
@@ -45,7 +46,7 @@ def fitted(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _small_batches(monkeypatch):
-    monkeypatch.setattr(streaming, "DEFAULT_BATCH_ROWS", BATCH)
+    monkeypatch.setattr(batched, "DEFAULT_BATCH_ROWS", BATCH)  # where iter_applied reads it
 
 
 def _read(path) -> pd.DataFrame:

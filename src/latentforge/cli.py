@@ -6,6 +6,11 @@ Commands: ``latentforge fit | embed | align | reconstruct | generate | score | e
 Exit status: 0 success, 2 bad input (one sentence naming the culprit), 3 training diverged (the
 last good model is saved when an epoch had finished), 130 interrupted (Ctrl-C), 1 internal error.
 ``--debug`` (anywhere on the line) shows the full traceback instead. See docs/reliability.md.
+
+Start-up cost: this module imports only typer and the light :mod:`latentforge.config`; PyTorch,
+scikit-learn, pandas and matplotlib are imported inside the commands that use them, so
+``latentforge --help`` and ``latentforge datasets`` start in a fraction of a second
+(``benchmarks/startup.py`` measures it; ``tests/test_cli_surface.py`` keeps the imports out).
 """
 
 from __future__ import annotations
@@ -14,16 +19,19 @@ import json
 import os
 import sys
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 from typer.core import TyperGroup
 
 from .config import ARCHITECTURE_DEFAULTS as ARCH
-from .config import DEFAULT_LATENT_DIM, DEFAULT_MODEL, DEFAULTS
+from .config import DEFAULT_LATENT_DIM, DEFAULT_MODEL, DEFAULTS, SCHEDULES
 from .errors import InputError, TrainingDivergedError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class _Interrupted(Exception):
@@ -38,14 +46,71 @@ class _Group(TyperGroup):
             raise _Interrupted() from exc
 
 
+# rich_markup_mode=None: click's plain help, which shows "[default: …]" and "[required]" as written
+# and real flags as flags (typer's rich panels ate "[default: …]" as markup and showed "--quiet <bool>")
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, cls=_Group,
+                  rich_markup_mode=None,
                   help="Autoencoder-based representation learning: fit, embed, generate, score, evaluate.")
 
 #: exit status of a run whose training diverged (0 ok, 1 internal error, 2 bad input, 130 Ctrl-C)
 EXIT_DIVERGED = 3
 
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
-Device = Annotated[str, typer.Option(help="Device to load the model on: auto, cpu or cuda.")]
+
+def _d(text: str, default: Any) -> str:
+    """Help text with its default, for options whose value is None until given (so that a --config
+    file can set them): typer shows the default itself only for options with a real one."""
+    return f"{text}  [default: {default}]"
+
+
+# -- options shared by several commands ------------------------------------------------------------
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display (bars on a terminal, a plain line "
+                                                            "every few seconds otherwise).")]
+Device = Annotated[str, typer.Option(help="Device to load the model on: auto, cpu or cuda[:i].")]
+ModelDir = Annotated[Path, typer.Argument(metavar="MODEL", help="Model directory (from 'latentforge fit').",
+                                          show_default=False)]
+Label = Annotated[str | None, typer.Option(metavar="COLUMN", help="Label column of a table: never a feature; the "
+                                                                  "probe metrics use it.  [default: none]")]
+IdColumns = Annotated[list[str] | None, typer.Option(
+    "--id-column", metavar="COLUMN", help="Identifier column (repeatable): never a feature; carried through to "
+                                          "outputs.  [default: none]")]
+ColumnTypes = Annotated[list[str] | None, typer.Option(
+    "--column-type", metavar="NAME=ROLE", help="Override a column's role (repeatable): "
+                                               "ROLE is numeric, categorical, datetime, id or ignore.  [default: inferred]")]
+Params = Annotated[list[str] | None, typer.Option(
+    "--param", metavar="KEY=VALUE", help="Any model hyper-parameter or training option (repeatable), read like a "
+                                         "config file value, e.g. beta=4, patience=none, lr=1e-3.  [default: none]")]
+MlflowUri = Annotated[str | None, typer.Option(
+    "--mlflow-uri", metavar="URI", help="Log parameters, per-epoch losses, final metrics and the model to MLflow at URI "
+                                        "(e.g. file:./mlruns; needs the mlflow extra).  [default: no tracking]")]
+Split = Annotated[str, typer.Option(
+    metavar="all|val", help="Rows of DATA to use: all, or val = the rows 'fit' held out for validation (not trained "
+                            "on; they chose the kept epoch), found from the split recorded in the model.")]
+
+# the TrainConfig options, once for fit and compare (tests/test_cli_surface.py checks every one is here)
+Epochs = Annotated[int | None, typer.Option(help=_d("Training epochs.", DEFAULTS.epochs))]
+BatchSize = Annotated[int | None, typer.Option(help=_d("Rows per optimiser step.", DEFAULTS.batch_size))]
+Lr = Annotated[float | None, typer.Option(help=_d("Learning rate (AdamW).", f"{DEFAULTS.lr:g}"))]
+WeightDecay = Annotated[float | None, typer.Option(help=_d("AdamW weight decay.", f"{DEFAULTS.weight_decay:g}"))]
+Schedule = Annotated[str | None, typer.Option(metavar="|".join(SCHEDULES),
+                                              help=_d("Learning-rate schedule.", DEFAULTS.schedule))]
+WarmupSteps = Annotated[int | None, typer.Option(help=_d("Steps of linear LR warm-up (0: none).", DEFAULTS.warmup_steps))]
+GradClip = Annotated[str | None, typer.Option(metavar="NORM|none", help=_d("Clip the gradient norm at NORM; none "
+                                                                           "disables.", DEFAULTS.grad_clip))]
+Patience = Annotated[str | None, typer.Option(metavar="EPOCHS|none", help=_d(
+    "Stop after this many epochs without a better validation loss; none disables.", DEFAULTS.patience))]
+ValFraction = Annotated[float | None, typer.Option(help=_d(
+    "Share of rows held out for validation (early stopping, the kept epoch); 0 disables.", f"{DEFAULTS.val_fraction:g}"))]
+Seed = Annotated[int | None, typer.Option(help=_d("Random seed: initialisation, shuffling, validation split.",
+                                                  DEFAULTS.seed))]
+TrainDevice = Annotated[str | None, typer.Option(help=_d("auto, cpu or cuda[:i].", DEFAULTS.device))]
+Threads = Annotated[int | None, typer.Option(help=_d("CPU threads for training.", "PyTorch's"))]
+Precision = Annotated[str | None, typer.Option(metavar="fp32|bf16|fp16", help=_d("Autocast precision.", DEFAULTS.precision))]
+Compile = Annotated[bool, typer.Option("--compile", help="torch.compile the loss (the first steps compile).  "
+                                                         "[default: off]")]
+CheckpointEvery = Annotated[int | None, typer.Option(help=_d("Save a checkpoint every N steps.", "every epoch"))]
+KeepCheckpoints = Annotated[bool, typer.Option("--keep-checkpoints", help="Keep OUT.checkpoint after the run.  "
+                                                                          "[default: off]")]
+LatentDim = Annotated[int | None, typer.Option(help=_d("Embedding size.", DEFAULT_LATENT_DIM))]
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -67,6 +132,22 @@ def _parse_ints(text: str, what: str) -> tuple[int, ...]:
     if not values:
         raise InputError(f"{what} must name at least one size.")
     return values
+
+
+def _train_flags(**given: Any) -> dict[str, Any]:
+    """The TrainConfig flags that were given (a flag left out keeps the config file's or the default
+    value). Text values (``--patience none``) are coerced by TrainConfig, as config values are."""
+    flags = {k: v for k, v in given.items() if v is not None}
+    for name in ("compile", "keep_checkpoints"):  # flags: only an explicit --flag overrides a config file
+        if flags.get(name) is False:
+            del flags[name]
+    return flags
+
+
+def _missing(command: str, what: str, hint: str = "") -> InputError:
+    """The one message for a missing argument or option, the same on every command (click's own
+    usage errors are reworded into it by :func:`main`)."""
+    return InputError(f"latentforge {command}: missing {what}{hint}; see 'latentforge {command} --help'.")
 
 
 def _data():
@@ -91,22 +172,49 @@ def _open_for_model(source: str):
     return open_source(Path(source) if _is_streamed(source) else load_dataset(source))
 
 
-def _load_for_model(est: Any, source: str):
-    """Load DATA for an existing model: the whole table (known id/label columns pass through)."""
+def _load_for_model(est: Any, source: str, label: str | None = None, id_columns: tuple[str, ...] = ()):
+    """Load DATA for an existing model: the whole table (known id/label columns pass through).
+    ``label`` / ``id_columns`` name more columns of DATA to leave out of the features (the label
+    becomes ``y``); by default the model's own."""
     from .data import load_dataset
 
     data = load_dataset(source)
     ids = data.ids
     if data.kind == "table":
         pre = est.preprocessor_
-        present = [c for c in pre.id_columns if c in data.X.columns]
+        label = label or pre.label
+        wanted = [*id_columns, *([label] if label else [])]
+        missing = [c for c in wanted if c not in data.X.columns]
+        if missing:
+            raise InputError(f"column(s) {', '.join(map(repr, missing))} not found in {source}; it has "
+                             f"{', '.join(map(repr, list(data.X.columns)[:20]))}.")
+        present = [c for c in [*pre.id_columns, *id_columns] if c in data.X.columns]
         ids = data.X[present].reset_index(drop=True) if present else None
-        if pre.label and pre.label in data.X.columns and data.y is None:
-            data.y = data.X[pre.label].to_numpy()
+        if label and label in data.X.columns and data.y is None:
+            data.y = data.X[label].to_numpy()
+            data.label_name = label
+        extra = [c for c in [*id_columns, *([label] if label else [])] if c not in pre.id_columns and c != pre.label]
+        if extra:  # columns the model never saw: drop them, or the schema check calls them unexpected
+            data.X = data.X.drop(columns=list(dict.fromkeys(extra)))
     return data, ids
 
 
+def _held_out(est: Any, data: Any, model: Path, split: str) -> Any:
+    """``data`` itself (``split="all"``) or its rows ``fit`` held out for validation (``"val"``)."""
+    if split == "all":
+        return data
+    if split != "val":
+        raise InputError(f"--split must be all or val, got {split!r}.")
+    from .workflows.evaluation import held_out_rows
+
+    rows = held_out_rows(est, len(data), str(model))
+    _echo(f"using the {len(rows)} rows of {len(data)} that fit held out for validation")
+    return data.subset(rows)
+
+
 def _with_ids(ids: pd.DataFrame | None, frame: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
     return frame if ids is None else pd.concat([ids.reset_index(drop=True), frame], axis=1)
 
 
@@ -132,7 +240,27 @@ def _check_output(out: Path | None, *inputs: Any) -> None:
             raise InputError(f"output {out} is a directory; give a file name.")
 
 
-# -- commands --------------------------------------------------------------------------------
+def _progress(quiet: bool) -> Any:
+    """Where a training command runs: off a terminal the progress display prints plain lines (the
+    API stays silent there unless asked); ``--quiet`` turns every display off via ``verbose=False``."""
+    if quiet:
+        return nullcontext()
+    from .train.progress import lines_when_piped
+
+    return lines_when_piped()
+
+
+def _tracking(uri: str | None, accepts: Any, where: str) -> dict[str, Any]:
+    """``{"tracking_uri": uri}`` for a callable that takes it, ``{}`` without --mlflow-uri."""
+    if uri is None:
+        return {}
+    import inspect
+
+    if "tracking_uri" not in inspect.signature(accepts).parameters:
+        raise InputError(f"--mlflow-uri: this installation's {where} has no MLflow tracking (tracking_uri).")
+    return {"tracking_uri": uri}
+
+
 def _is_streamed(data: str) -> bool:
     """Whether ``fit`` streams DATA: an existing file of a streamable type, or a folder."""
     from .estimator.autoencoder import STREAMED_SUFFIXES
@@ -162,38 +290,60 @@ def _check_parameter_names(params: dict[str, Any], source: str) -> None:
             raise unknown_name_error(f"parameter in {source}", key, known | model_hp)
 
 
+#: Autoencoder parameters that --param cannot set from text: each has its own flag
+_NOT_BY_PARAM = {"id_columns": "--id-column", "column_types": "--column-type", "regularizers": "--invariance",
+                 "verbose": "--quiet", "label": "--label"}
+
+
+def _param_pairs(param: list[str] | None, model: str) -> dict[str, str]:
+    """--param KEY=VALUE pairs, names checked against the model's hyper-parameters and the
+    estimator's options; the values stay text and are coerced where config-file values are."""
+    pairs = _parse_pairs(param, "--param")
+    for key in pairs:
+        if key in _NOT_BY_PARAM:
+            raise InputError(f"--param {key}=...: use {_NOT_BY_PARAM[key]} for {key}.")
+    _check_parameter_names({"model": model, **pairs}, "--param")
+    return pairs
+
+
+# -- commands --------------------------------------------------------------------------------
 @app.command()
 def fit(
-    data: Annotated[str | None, typer.Argument(help="Built-in dataset name, CSV/Parquet/.npy/.npz file or image folder (or 'data:' in --config).")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Model directory to write (required).")] = None,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML/JSON file of parameters; flags override it.")] = None,
-    model: Annotated[str | None, typer.Option(help=f"Model name (see 'latentforge models'). [default: {DEFAULT_MODEL}]")] = None,
-    latent_dim: Annotated[int | None, typer.Option(help=f"Embedding size. [default: {DEFAULT_LATENT_DIM}]")] = None,
-    epochs: Annotated[int | None, typer.Option(help=f"Training epochs. [default: {DEFAULTS.epochs}]")] = None,
-    batch_size: Annotated[int | None, typer.Option(help=f"Rows per step. [default: {DEFAULTS.batch_size}]")] = None,
-    lr: Annotated[float | None, typer.Option(help=f"Learning rate (AdamW). [default: {DEFAULTS.lr:g}]")] = None,
-    weight_decay: Annotated[float | None, typer.Option(help=f"AdamW weight decay. [default: {DEFAULTS.weight_decay:g}]")] = None,
-    hidden: Annotated[str | None, typer.Option(help=f"Hidden widths, comma-separated; 'none' (or '' or 0) for a linear encoder and decoder. [default: {','.join(map(str, ARCH['hidden']))}]")] = None,
-    architecture: Annotated[str | None, typer.Option(help=f"auto, mlp or conv. [default: {ARCH['kind']}]")] = None,
-    norm: Annotated[str | None, typer.Option(help=f"none, batch or layer. [default: {ARCH['norm']}]")] = None,
-    val_fraction: Annotated[float | None, typer.Option(help=f"Share of rows held out for validation. [default: {DEFAULTS.val_fraction:g}]")] = None,
-    sampler: Annotated[str | None, typer.Option(help="Default sampler: auto, prior, gmm, dpmm, empirical. [default: auto]")] = None,
-    label: Annotated[str | None, typer.Option(help="Label column (left out of training).")] = None,
-    id_column: Annotated[list[str] | None, typer.Option(help="Identifier column(s), carried through to outputs.")] = None,
-    column_type: Annotated[list[str] | None, typer.Option(help="Override a column's role: NAME=numeric|categorical|id|ignore.")] = None,
-    param: Annotated[list[str] | None, typer.Option(help="Model hyper-parameter or training option KEY=VALUE, e.g. beta=4, patience=5 or lr=1e-3.")] = None,
-    seed: Annotated[int | None, typer.Option(help=f"Random seed (initialisation, shuffling, split). [default: {DEFAULTS.seed}]")] = None,
-    device: Annotated[str | None, typer.Option(help=f"auto, cpu or cuda. [default: {DEFAULTS.device}]")] = None,
-    prior_selection: Annotated[str | None, typer.Option(help="bae: dswd or none (same as --param prior_selection=...).")] = None,
-    posterior_samples: Annotated[int | None, typer.Option(help="bae: weight samples kept (same as --param posterior_samples=...).")] = None,
-    invariance: Annotated[list[str] | None, typer.Option(help="Invariance term TRANSFORM:WEIGHT[:STRENGTH], e.g. noise:1.0.")] = None,
-    compatible_with: Annotated[Path | None, typer.Option(help="Old model directory: train with a compatibility loss towards it.")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue a killed run from its checkpoint (OUT.checkpoint).")] = False,
-    checkpoint_every: Annotated[int | None, typer.Option(help="Save a checkpoint every N steps. [default: every epoch]")] = None,
-    keep_checkpoints: Annotated[bool, typer.Option("--keep-checkpoints", help="Keep OUT.checkpoint after the run.")] = False,
-    threads: Annotated[int | None, typer.Option(help="CPU threads for training. [default: PyTorch's]")] = None,
-    precision: Annotated[str | None, typer.Option(help=f"fp32, bf16 or fp16 (autocast). [default: {DEFAULTS.precision}]")] = None,
-    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the loss (opt-in).")] = False,
+    data: Annotated[str | None, typer.Argument(metavar="DATA", show_default=False, help="Built-in dataset name, CSV/Parquet/.npy/.npz file or image folder (or 'data:' in --config).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", show_default=False, help="Model directory to write; an existing model there is replaced once the new one is saved.")] = ...,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML/JSON file of parameters; flags override it.  [default: none]")] = None,
+    model: Annotated[str | None, typer.Option(help=_d("Model name (see 'latentforge models').", DEFAULT_MODEL))] = None,
+    latent_dim: LatentDim = None,
+    epochs: Epochs = None,
+    batch_size: BatchSize = None,
+    lr: Lr = None,
+    weight_decay: WeightDecay = None,
+    schedule: Schedule = None,
+    warmup_steps: WarmupSteps = None,
+    grad_clip: GradClip = None,
+    patience: Patience = None,
+    val_fraction: ValFraction = None,
+    seed: Seed = None,
+    device: TrainDevice = None,
+    threads: Threads = None,
+    precision: Precision = None,
+    compile: Compile = False,
+    checkpoint_every: CheckpointEvery = None,
+    keep_checkpoints: KeepCheckpoints = False,
+    hidden: Annotated[str | None, typer.Option(metavar="SIZES", help=_d("Hidden widths, comma-separated; 'none' (or '' or 0) for a linear encoder and decoder.", ",".join(map(str, ARCH["hidden"]))))] = None,
+    architecture: Annotated[str | None, typer.Option(metavar="auto|mlp|conv", help=_d("Network kind (auto: conv for images of at least 16x16).", ARCH["kind"]))] = None,
+    norm: Annotated[str | None, typer.Option(metavar="none|batch|layer", help=_d("Normalisation layers.", ARCH["norm"]))] = None,
+    sampler: Annotated[str | None, typer.Option(help=_d("Default sampler: auto, prior, gmm, dpmm, empirical.", "auto"))] = None,
+    label: Label = None,
+    id_column: IdColumns = None,
+    column_type: ColumnTypes = None,
+    param: Params = None,
+    prior_selection: Annotated[str | None, typer.Option(help=_d("bae: dswd or none (same as --param prior_selection=...).", "dswd"))] = None,
+    posterior_samples: Annotated[int | None, typer.Option(help=_d("bae: weight samples kept (same as --param posterior_samples=...).", "the model's"))] = None,
+    invariance: Annotated[list[str] | None, typer.Option(metavar="TRANSFORM:WEIGHT[:STRENGTH]", help="Invariance term (repeatable), e.g. noise:1.0.  [default: none]")] = None,
+    compatible_with: Annotated[Path | None, typer.Option(metavar="DIR", help="Old model directory: train with a compatibility loss towards it.  [default: none]")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue a killed run from its checkpoint (OUT.checkpoint).  [default: off]")] = False,
+    mlflow_uri: MlflowUri = None,
     quiet: Quiet = False,
 ) -> None:
     """Train a model on DATA and save it to --out. File inputs (Parquet, CSV, .npy, safetensors,
@@ -207,29 +357,28 @@ def fit(
     params: dict[str, Any] = _read_fit_config(config) if config is not None else {}
     if config is not None:
         _check_parameter_names(params, str(config))
-    flags = {"model": model, "latent_dim": latent_dim, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-             "weight_decay": weight_decay, "architecture": architecture, "norm": norm, "val_fraction": val_fraction,
-             "sampler": sampler, "label": label, "seed": seed, "device": device, "threads": threads,
-             "precision": precision, "checkpoint_every": checkpoint_every,
-             "keep_checkpoints": keep_checkpoints or None, "compile": compile or None,
+    flags = {"model": model, "latent_dim": latent_dim, "architecture": architecture, "norm": norm,
+             "sampler": sampler, "label": label,
              "hidden": None if hidden is None else () if hidden.strip().lower() in ("", "0", "none") else _parse_ints(
                  hidden, "--hidden"),
              "id_columns": tuple(id_column) if id_column else None,
-             "column_types": _parse_pairs(column_type, "--column-type") or None}
-    flags.update(prior_selection=prior_selection, posterior_samples=posterior_samples)
+             "column_types": _parse_pairs(column_type, "--column-type") or None,
+             "prior_selection": prior_selection, "posterior_samples": posterior_samples}
     params.update({k: v for k, v in flags.items() if v is not None})
-    pairs = _parse_pairs(param, "--param")  # model hyper-parameters and training options, as text
-    _check_parameter_names({"model": params.get("model", DEFAULT_MODEL), **pairs}, "--param")
-    params.update(pairs)
+    params.update(_train_flags(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                               schedule=schedule, warmup_steps=warmup_steps, grad_clip=grad_clip, patience=patience,
+                               val_fraction=val_fraction, seed=seed, device=device, threads=threads,
+                               precision=precision, compile=compile, checkpoint_every=checkpoint_every,
+                               keep_checkpoints=keep_checkpoints))
+    params.update(_param_pairs(param, str(params.get("model", DEFAULT_MODEL))))
     data = data or params.pop("data", None)
     params.pop("data", None)
     if data is None:
-        raise InputError("no data given: pass DATA or set 'data:' in the --config file.")
+        raise _missing("fit", "argument DATA", " (or 'data:' in the --config file)")
     data = str(data)
-    if out is None:
-        raise InputError("no output given: pass --out DIR.")
     if quiet:
         params["verbose"] = False
+    params.update(_tracking(mlflow_uri, Autoencoder, "Autoencoder"))
     check_output_path(out, [data, compatible_with, config], folder=True)
     check_output_dir(out)
     _say_if_replacing(out, "model.json", "model")
@@ -251,11 +400,12 @@ def fit(
     elif resume and not (checkpoint / "checkpoint.json").is_file():
         raise InputError(f"--resume: there is no checkpoint at {checkpoint} to resume from.")
     try:
-        if _is_streamed(data):
-            est.fit(Path(data), checkpoint=checkpoint, resume=resume)
-        else:  # built-in datasets and .npz archives are held in memory
-            est.fit(load_dataset(data, label=est.label, id_columns=list(est.id_columns)), checkpoint=checkpoint,
-                    resume=resume)
+        with _progress(quiet):
+            if _is_streamed(data):
+                est.fit(Path(data), checkpoint=checkpoint, resume=resume)
+            else:  # built-in datasets and .npz archives are held in memory
+                est.fit(load_dataset(data, label=est.label, id_columns=list(est.id_columns)), checkpoint=checkpoint,
+                        resume=resume)
     except TrainingDivergedError as exc:  # keep what the finished epochs learnt, marked as diverged
         if exc.kept_model:
             est.save(out)
@@ -282,17 +432,20 @@ def fit(
 
 @app.command()
 def embed(
-    model: Annotated[Path, typer.Argument(help="Model directory.")],
-    data: Annotated[str, typer.Argument(help="Data to embed (same kind and columns as at fit time).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output .parquet, .csv or .npy.")],
-    dims: Annotated[int | None, typer.Option(help="Keep only the first DIMS units (sliceable embeddings).")] = None,
-    order: Annotated[str, typer.Option(help="With --dims: auto (matryoshka prefixes, else PCA order), native or pca.")] = "auto",
-    compatible_with: Annotated[Path | None, typer.Option(help="Alignment directory from 'latentforge align': "
-                                                              "write codes in the old model's space.")] = None,
+    model: ModelDir,
+    data: Annotated[str, typer.Argument(metavar="DATA", show_default=False, help="Data to embed (same kind and columns as at fit time).")],
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="FILE", show_default=False, help="Output .parquet, .csv or .npy.")],
+    dims: Annotated[int | None, typer.Option(help="Keep only the first DIMS units (sliceable embeddings).  [default: all]")] = None,
+    order: Annotated[str, typer.Option(metavar="auto|native|pca", help="With --dims: auto (matryoshka prefixes, else PCA order), native or pca.")] = "auto",
+    compatible_with: Annotated[Path | None, typer.Option(metavar="DIR", help="Alignment directory from 'latentforge align': "
+                                                                             "write codes in the old model's space.  [default: none]")] = None,
     device: Device = "cpu",
 ) -> None:
-    """Write embeddings of DATA (id columns carried through). File inputs (Parquet, CSV, .npy,
-    safetensors, image folders) are streamed in bounded chunks and the output written as they come."""
+    """Write embeddings of DATA: the model's id columns first, then z0.., then its label column when
+    DATA has it. File inputs (Parquet, CSV, .npy, safetensors, image folders) are streamed in bounded
+    chunks and the output written as they come."""
+    import pandas as pd
+
     from .estimator.streaming import check_outputs, iter_embeddings, write_outputs
 
     check_outputs(out)
@@ -311,23 +464,37 @@ def embed(
 
         embed_rows = lambda X: embed_truncated(est, X, dims, order=order)  # noqa: E731 (per row: streams)
     source = _open_for_model(data)
+    label = est.preprocessor_.label
+    if not (source.kind == "table" and label and label in source.columns):
+        label = None
+    labels: list[Any] = []
+    if label is not None:  # the streaming generators carry id columns only; take the label beside each batch
+        embed_codes = embed_rows
+
+        def embed_rows(X):  # noqa: F811 (called once per batch, just before the batch is yielded)
+            labels.append(X[label].reset_index(drop=True))
+            return embed_codes(X)
     width = [0]
 
     def frames(rank: int, world_size: int):
         for ids, Z in iter_embeddings(est, source, embed=embed_rows, rank=rank, world_size=world_size):
             width[0] = Z.shape[1]
-            yield _with_ids(ids, pd.DataFrame(Z, columns=[f"z{i}" for i in range(Z.shape[1])])), Z
+            frame = _with_ids(ids, pd.DataFrame(Z, columns=[f"z{i}" for i in range(Z.shape[1])]))
+            if label is not None:
+                frame[label] = labels.pop(0).to_numpy()
+            yield frame, Z
     n = write_outputs(out, frames, source.n_rows)
-    _echo(f"wrote {n} embeddings of size {width[0]} to {out}")
+    _echo(f"wrote {n} embeddings of size {width[0]} to {out}" + (f" (with the label column {label!r})"
+                                                                  if label is not None and out.suffix != ".npy" else ""))
 
 
 @app.command()
 def align(
-    old_model: Annotated[Path, typer.Argument(help="The old model directory (its embeddings are the gallery).")],
-    new_model: Annotated[Path, typer.Argument(help="The new model directory.")],
-    data: Annotated[str, typer.Argument(help="Data both models embed, to fit the map on.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Alignment directory to write.")],
-    method: Annotated[str, typer.Option(help="orthogonal (Procrustes), linear (ridge) or extension.")] = "orthogonal",
+    old_model: Annotated[Path, typer.Argument(metavar="OLD_MODEL", show_default=False, help="The old model directory (its embeddings are the gallery).")],
+    new_model: Annotated[Path, typer.Argument(metavar="NEW_MODEL", show_default=False, help="The new model directory.")],
+    data: Annotated[str, typer.Argument(metavar="DATA", show_default=False, help="Data both models embed, to fit the map on.")],
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", show_default=False, help="Alignment directory to write.")],
+    method: Annotated[str, typer.Option(metavar="orthogonal|linear|extension", help="orthogonal (Procrustes), linear (ridge) or extension.")] = "orthogonal",
     device: Device = "cpu",
 ) -> None:
     """Fit a map from the new model's embeddings to the old model's, so new embeddings can be
@@ -349,13 +516,15 @@ def align(
 
 @app.command()
 def reconstruct(
-    model: Annotated[Path, typer.Argument(help="Model directory.")],
-    data: Annotated[str, typer.Argument(help="Data to reconstruct.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output .parquet/.csv (tables) or .npy.")],
+    model: ModelDir,
+    data: Annotated[str, typer.Argument(metavar="DATA", show_default=False, help="Data to reconstruct.")],
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="FILE", show_default=False, help="Output .parquet/.csv (tables) or .npy.")],
     device: Device = "cpu",
 ) -> None:
     """Encode and decode DATA; tables come back in their original columns. File inputs are
     streamed in bounded chunks and the output written as they come."""
+    import pandas as pd
+
     from .estimator.streaming import check_outputs, iter_reconstructions, write_outputs
 
     check_outputs(out)
@@ -373,14 +542,16 @@ def reconstruct(
 
 @app.command()
 def generate(
-    model: Annotated[Path, typer.Argument(help="Model directory.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output .parquet/.csv (tables) or .npy.")],
+    model: ModelDir,
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="FILE", show_default=False, help="Output .parquet/.csv (tables) or .npy.")],
     n: Annotated[int, typer.Option("--n", "-n", help="How many samples.")] = 16,
-    sampler: Annotated[str | None, typer.Option(help="prior, gmm, dpmm or empirical (default: the model's).")] = None,
-    seed: Annotated[int, typer.Option()] = 0,
+    sampler: Annotated[str | None, typer.Option(metavar="prior|gmm|dpmm|empirical", help="How to sample codes.  [default: the model's]")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the samples.")] = 0,
     device: Device = "cpu",
 ) -> None:
     """Generate N new rows or images."""
+    import pandas as pd
+
     _data().check_output_file(out)
     _check_output(out, model)
     est = _load_model(model, device)
@@ -395,16 +566,19 @@ def generate(
 
 @app.command()
 def score(
-    model: Annotated[Path, typer.Argument(help="Model directory.")],
-    data: Annotated[str, typer.Argument(help="Data to score.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output .parquet, .csv or .npy.")],
-    kind: Annotated[str, typer.Option("--score", help="recon, mahalanobis, combined; bae also expected_recon, predictive_variance.")] = "combined",
+    model: ModelDir,
+    data: Annotated[str, typer.Argument(metavar="DATA", show_default=False, help="Data to score.")],
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="FILE", show_default=False, help="Output .parquet, .csv or .npy.")],
+    kind: Annotated[str, typer.Option("--score", metavar="KIND", help="recon, mahalanobis, combined; bae also expected_recon, predictive_variance.")] = "combined",
     contamination: Annotated[float, typer.Option(help="Expected outlier share; sets the is_outlier threshold.")] = 0.1,
+    split: Split = "all",
     device: Device = "cpu",
 ) -> None:
     """Per-row anomaly score (higher = more anomalous) and an is_outlier flag; ids carried through.
     The threshold comes from the training scores saved with the model. File inputs are streamed in
-    bounded chunks and the output written as they come."""
+    bounded chunks and the output written as they come (with --split val, DATA is read whole)."""
+    import pandas as pd
+
     from .estimator import AnomalyDetector
     from .estimator.streaming import check_outputs, iter_scores, write_outputs
 
@@ -412,7 +586,10 @@ def score(
     _check_output(out, data, model)
     est = _load_model(model, device)
     detector = AnomalyDetector.from_autoencoder(est, score=kind, contamination=contamination)
-    source = _open_for_model(data)
+    if split == "all":
+        source = _open_for_model(data)
+    else:
+        source = _data().open_source(_held_out(est, _data().load_dataset(data), model, split))
     outliers = [0]
 
     def frames(rank: int, world_size: int):
@@ -427,28 +604,41 @@ def score(
 
 @app.command()
 def evaluate(
-    model: Annotated[Path, typer.Argument(help="Model directory.")],
-    data: Annotated[str, typer.Argument(help="Held-out data to evaluate on.")],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the metrics as JSON.")] = None,
+    model: ModelDir,
+    data: Annotated[str, typer.Argument(metavar="DATA", show_default=False, help="Data to evaluate on: held-out data, or the fit data with --split val.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", metavar="FILE", help="Also write the metrics to this .json file.  [default: stdout only]")] = None,
+    split: Split = "all",
+    label: Label = None,
+    id_column: IdColumns = None,
+    column_type: ColumnTypes = None,
     seed: Annotated[int, typer.Option(help="Seed of the generated samples and the probe's folds.")] = 0,
     device: Device = "cpu",
 ) -> None:
     """Every metric that applies to the model on DATA (the same set as compare): reconstruction,
-    generation, cross-validated probe and clustering with labels, latent health."""
-    from .workflows import evaluate_estimator
-
+    generation, cross-validated probe and clustering with labels, latent health. The model's label
+    and id columns are used unless --label / --id-column name others; --column-type can only leave
+    columns out (id or ignore): the model's other column roles were fixed at fit time."""
     if out is not None:
         _data().check_output_file(out, (".json",))
         _check_output(out, data, model)
+    roles = _parse_pairs(column_type, "--column-type")
+    for name, role in roles.items():
+        if role not in ("id", "ignore"):
+            raise InputError(f"--column-type {name}={role}: evaluate can only leave columns out (id or ignore); "
+                             f"the model's other column roles were fixed at fit time.")
     est = _load_model(model, device)
-    ds, _ = _load_for_model(est, data)
+    ds, _ = _load_for_model(est, data, label, (*(id_column or ()), *roles))
+    ds = _held_out(est, ds, model, split)
+    from .workflows import evaluate_estimator
+
     metrics, _ = evaluate_estimator(est, ds, seed=seed)
-    text = json.dumps({"n": len(ds), **metrics}, indent=2, default=float)
+    text = json.dumps({"n": len(ds), "split": split, **metrics}, indent=2, default=float)
     typer.echo(text)
     if out is not None:
         from .fsutil import atomic_write
 
         atomic_write(out, text.encode())
+        _echo(f"wrote the metrics to {out}")
 
 
 def _print_leaderboard(board: pd.DataFrame, title: str, columns: dict[str, str]) -> None:
@@ -468,48 +658,84 @@ def _print_leaderboard(board: pd.DataFrame, title: str, columns: dict[str, str])
         _echo(f"failed runs of {row['model']}: {row['errors']}")
 
 
+def _say_run_folder(out: Path) -> None:
+    """Where a comparison's outputs went (stderr: stdout holds the table)."""
+    _echo(f"wrote {out / 'leaderboard.csv'}, {out / 'leaderboard.json'}, the models and test embeddings under "
+          f"{out / 'runs'} and {out / 'report.html'}")
+
+
 @app.command()
 def compare(
-    config: Annotated[Path | None, typer.Argument(help="YAML/JSON comparison config (see docs/compare.md).")] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Comparison folder (resumed if it exists).")] = Path("runs/compare"),
-    dataset: Annotated[str | None, typer.Option(help="Dataset, if no config (or to override it).")] = None,
-    models: Annotated[str | None, typer.Option(help="Comma-separated model names, if no config.")] = None,
-    seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds, e.g. 0,1,2.")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Shared training budget.")] = None,
-    latent_dim: Annotated[int | None, typer.Option(help="Shared latent size.")] = None,
+    config: Annotated[Path | None, typer.Argument(metavar="CONFIG", show_default=False, help="YAML/JSON comparison config (see docs/compare.md); flags override it.")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Comparison folder (resumed if it exists).")] = Path("runs/compare"),
+    dataset: Annotated[str | None, typer.Option(help=_d("Dataset (built-in name or file).", "digits"))] = None,
+    models: Annotated[str | None, typer.Option(metavar="NAMES", help=_d("Comma-separated model names.", "ae,vae,swae"))] = None,
+    seeds: Annotated[str | None, typer.Option(metavar="SEEDS", help=_d("Comma-separated seeds, e.g. 0,1,2.", "0"))] = None,
+    label: Label = None,
+    id_column: IdColumns = None,
+    column_type: ColumnTypes = None,
+    test_fraction: Annotated[float | None, typer.Option(help=_d("Share of rows in the test split.", 0.2))] = None,
+    split_seed: Annotated[int | None, typer.Option(help=_d("Seed of the train/test split.", 0))] = None,
+    latent_dim: LatentDim = None,
+    epochs: Epochs = None,
+    batch_size: BatchSize = None,
+    lr: Lr = None,
+    weight_decay: WeightDecay = None,
+    schedule: Schedule = None,
+    warmup_steps: WarmupSteps = None,
+    grad_clip: GradClip = None,
+    patience: Patience = None,
+    val_fraction: ValFraction = None,
+    device: TrainDevice = None,
+    threads: Threads = None,
+    precision: Precision = None,
+    compile: Compile = False,
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", metavar="KEY=VALUE", help="Any other shared estimator option (repeatable), e.g. hidden=64,32.  [default: none]")] = None,
     jobs: Annotated[int, typer.Option(help="Runs in parallel processes (threads are split between them).")] = 1,
+    mlflow_uri: MlflowUri = None,
     quiet: Quiet = False,
 ) -> None:
     """Train every model x seed on one split, evaluate every metric that applies, and write
-    leaderboard.csv/json and report.html. Re-running the same command resumes."""
+    leaderboard.csv/json and report.html. Re-running the same command resumes. Training options
+    given here are shared by every model (a model's own entry in CONFIG still wins)."""
     from .config import read_config_file
     from .workflows import load_compare_config, run_compare
 
     values: dict[str, Any] = read_config_file(config) if config is not None else {}
-    if dataset is not None:
-        values["dataset"] = dataset
-    if models is not None:
-        values["models"] = [{"model": m.strip()} for m in models.split(",") if m.strip()]
-    if seeds is not None:
-        values["seeds"] = list(_parse_ints(seeds, "--seeds"))
+    top = {"dataset": dataset, "label": label, "test_fraction": test_fraction, "split_seed": split_seed,
+           "models": None if models is None else [{"model": m.strip()} for m in models.split(",") if m.strip()],
+           "seeds": None if seeds is None else list(_parse_ints(seeds, "--seeds")),
+           "id_columns": list(id_column) if id_column else None}
+    values.update({k: v for k, v in top.items() if v is not None})
     shared = dict(values.get("shared") or {})
-    if epochs is not None:
-        shared["epochs"] = epochs
-    if latent_dim is not None:
-        shared["latent_dim"] = latent_dim
+    shared.update(_parse_pairs(param, "--param"))
+    shared.update(_train_flags(latent_dim=latent_dim, epochs=epochs, batch_size=batch_size, lr=lr,
+                               weight_decay=weight_decay, schedule=schedule, warmup_steps=warmup_steps,
+                               grad_clip=grad_clip, patience=patience, val_fraction=val_fraction, device=device,
+                               threads=threads, precision=precision, compile=compile))
+    if column_type:
+        shared["column_types"] = {**dict(shared.get("column_types") or {}),
+                                  **_parse_pairs(column_type, "--column-type")}
     values["shared"] = shared
-    board = run_compare(load_compare_config(values), out, jobs=jobs, progress=False if quiet else None)
+    tracking = _tracking(mlflow_uri, run_compare, "run_compare")
+    if (out / "compare.json").is_file():
+        _echo(f"resuming the comparison in {out}: finished runs with unchanged settings are kept.")
+    with _progress(quiet):
+        board = run_compare(load_compare_config(values), out, jobs=jobs, progress=False if quiet else None,
+                            **tracking)
     _print_leaderboard(board, f"leaderboard ({out / 'leaderboard.csv'})",
                        {c: c for c in ("model", "runs_ok", "recon_mse", "probe_acc", "gen_sw", "active_units")})
+    _say_run_folder(out)
     typer.echo(f"report: {out / 'report.html'}")
 
 
 @app.command()
 def demo(
     dataset: Annotated[str, typer.Option(help="Built-in dataset or file.")] = "digits",
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write (resumed if it exists).")] = Path("runs/demo"),
-    epochs: Annotated[int | None, typer.Option(help=f"Training epochs per model. [default: {DEFAULTS.epochs}]")] = None,
-    latent_dim: Annotated[int | None, typer.Option(help=f"Embedding size. [default: {DEFAULT_LATENT_DIM}]")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Run folder to write (resumed if it exists).")] = Path("runs/demo"),
+    epochs: Annotated[int | None, typer.Option(help=_d("Training epochs per model.", DEFAULTS.epochs))] = None,
+    latent_dim: LatentDim = None,
     seed: Annotated[int, typer.Option(help="Seed of the split and the models.")] = 0,
     quiet: Quiet = False,
 ) -> None:
@@ -518,10 +744,12 @@ def demo(
     from .workflows import run_demo
 
     shared = {k: v for k, v in (("epochs", epochs), ("latent_dim", latent_dim)) if v is not None}
-    board = run_demo(dataset, out, seed=seed, verbose=False if quiet else None, **shared)
+    with _progress(quiet):
+        board = run_demo(dataset, out, seed=seed, verbose=False if quiet else None, **shared)
     _print_leaderboard(board, f"latentforge demo on {dataset} (test split)",
                        {"model": "model", "recon_mse": "recon MSE", "probe_acc": "linear probe",
                         "gen_sw": "generation SW₂", "epochs_run": "epochs", "train_seconds": "seconds"})
+    _say_run_folder(Path(out))
     typer.echo(f"report: {Path(out) / 'report.html'}")
 
 
@@ -537,24 +765,24 @@ def models() -> None:
 @app.command()
 def datasets() -> None:
     """List the built-in datasets."""
-    from .data import BUILTIN
+    from .data.catalog import DESCRIPTIONS
 
-    for name, (_, description) in BUILTIN.items():
+    for name, description in DESCRIPTIONS.items():
         typer.echo(f"{name:<14} {description}")
 
 
 # -- sparse autoencoders on model activations --------------------------------------------------
-sae_app = typer.Typer(no_args_is_help=True, help="Sparse autoencoders on model activations: fit, evaluate, inspect.")
+sae_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Sparse autoencoders on model activations: fit, evaluate, inspect.")
 app.add_typer(sae_app, name="sae")
 
 
 @app.command()
 def activations(
-    model_dir: Annotated[Path, typer.Argument(help="A local Hugging Face model directory (save_pretrained; loaded offline).")],
+    model_dir: Annotated[Path, typer.Argument(metavar="MODEL_DIR", show_default=False, help="A local Hugging Face model directory (save_pretrained; loaded offline).")],
     layer: Annotated[str, typer.Option(help="Module whose output is stored, e.g. encoder.layer.3 or h.5.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Activations directory to write (sharded safetensors).")],
-    text: Annotated[Path | None, typer.Option(help="Text file: one document per non-empty line.")] = None,
-    dataset: Annotated[Path | None, typer.Option(help="Parquet file or folder holding the documents.")] = None,
+    text: Annotated[Path | None, typer.Option(help="Text file: one document per non-empty line.  [default: none]")] = None,
+    dataset: Annotated[Path | None, typer.Option(help="Parquet file or folder holding the documents.  [default: none]")] = None,
     column: Annotated[str | None, typer.Option(help="With --dataset: the text column. [default: the only string column]")] = None,
     batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 32,
     max_length: Annotated[int, typer.Option(help="Tokens per window; longer texts are cut into several windows.")] = 128,
@@ -586,7 +814,7 @@ def activations(
 
 @sae_app.command("fit")
 def sae_fit(
-    data: Annotated[str, typer.Argument(help="Activations: a 'latentforge activations' directory, safetensors, Parquet or .npy.")],
+    data: Annotated[str, typer.Argument(metavar="DATA", show_default=False, help="Activations: a 'latentforge activations' directory, safetensors, Parquet or .npy.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="SAE directory to write.")],
     architecture: Annotated[str, typer.Option(help="topk, batchtopk, jumprelu, relu or matryoshka.")] = "topk",
     n_features: Annotated[int | None, typer.Option(help="Dictionary size. [default: 8 × the activation size]")] = None,
@@ -627,7 +855,8 @@ def sae_fit(
     checkpoint = out.parent / f"{out.name}.checkpoint"
     if resume and not (checkpoint / "checkpoint.json").is_file():
         raise InputError(f"--resume: there is no checkpoint at {checkpoint} to resume from.")
-    sae.fit(data, checkpoint=checkpoint, resume=resume)
+    with _progress(quiet):
+        sae.fit(data, checkpoint=checkpoint, resume=resume)
     from .train.distributed import context, finish
 
     ctx = context()
@@ -636,18 +865,19 @@ def sae_fit(
     finish(ctx)
     if ctx.is_main:
         m = sae.metrics_
-        _echo(f"saved a {architecture} SAE with {sae.module_.n_features} features to {out} (held-out FVU "
+        where = "training-sample" if m.get("measured_on") == "training sample" else "held-out"
+        _echo(f"saved a {architecture} SAE with {sae.module_.n_features} features to {out} ({where} FVU "
               f"{m['fvu']:.4f}, L0 {m['l0']:.1f}, dead {m['dead_fraction']:.1%})")
 
 
 @sae_app.command("evaluate")
 def sae_evaluate(
-    sae_dir: Annotated[Path, typer.Argument(help="SAE directory from 'latentforge sae fit'.")],
-    data: Annotated[str, typer.Argument(help="Held-out activations (same kinds of input as 'sae fit').")],
+    sae_dir: Annotated[Path, typer.Argument(metavar="SAE_DIR", show_default=False, help="SAE directory from 'latentforge sae fit'.")],
+    data: Annotated[str, typer.Argument(metavar="DATA", show_default=False, help="Held-out activations (same kinds of input as 'sae fit').")],
     max_tokens: Annotated[int, typer.Option(help="Tokens measured at most.")] = 1_000_000,
-    text: Annotated[Path | None, typer.Option(help="Documents (one per line) for downstream fidelity: the reconstruction is spliced into the model of the activations directory.")] = None,
+    text: Annotated[Path | None, typer.Option(help="Documents (one per line) for downstream fidelity: the reconstruction is spliced into the model of the activations directory.  [default: none]")] = None,
     max_texts: Annotated[int, typer.Option(help="With --text: documents used at most.")] = 256,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures to this JSON file.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures to this JSON file.  [default: stdout only]")] = None,
     device: Device = "cpu",
 ) -> None:
     """Held-out FVU, explained variance, MSE, L0, dead and dense fractions of an SAE; with --text,
@@ -690,8 +920,8 @@ def _strict_json(value: Any) -> Any:
 
 @sae_app.command("inspect")
 def sae_inspect(
-    sae_dir: Annotated[Path, typer.Argument(help="SAE directory from 'latentforge sae fit'.")],
-    activations_dir: Annotated[Path, typer.Argument(help="Activations directory from 'latentforge activations'.")],
+    sae_dir: Annotated[Path, typer.Argument(metavar="SAE_DIR", show_default=False, help="SAE directory from 'latentforge sae fit'.")],
+    activations_dir: Annotated[Path, typer.Argument(metavar="ACTIVATIONS_DIR", show_default=False, help="Activations directory from 'latentforge activations'.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")],
     max_tokens: Annotated[int, typer.Option(help="Tokens scanned for densities and top contexts.")] = 200_000,
     top_contexts: Annotated[int, typer.Option(help="Top-activating contexts kept per feature.")] = 10,
@@ -715,19 +945,60 @@ def sae_inspect(
 
 
 # -- entry point -----------------------------------------------------------------------------
+def _click() -> Any:
+    """The click that typer runs on: its vendored copy (typer ≥ 0.2x) or the click package."""
+    try:
+        from typer import _click as click  # noqa: PLC2701 (typer's own; there is no public alias)
+    except ImportError:  # older typer depends on click itself
+        import click
+    return click
+
+
+def _usage_sentence(exc: Any) -> str:
+    """A click usage error as the CLI's one sentence: which command, what is wrong, where help is."""
+    click = _click()
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path if ctx is not None else "latentforge"
+    param = getattr(exc, "param", None)
+    if isinstance(exc, click.exceptions.MissingParameter) and param is not None:
+        if param.param_type_name == "argument":
+            what = f"argument {(getattr(param, 'metavar', None) or param.name.upper()).strip('[]')}"
+        else:
+            what = f"option {max(param.opts, key=len)}"
+        message = f"missing {what}"
+    else:
+        message = " ".join(exc.format_message().split()).rstrip(".")
+        message = message[:1].lower() + message[1:]
+    return f"{command}: {message}; see '{command} --help'."
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns (and, as a script, exits with) the status code."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
+    click = _click()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
             warnings.showwarning = lambda message, *_, **__: _echo(f"warning: {message}")  # one line, no source dump
-            app(args=args, prog_name="latentforge")  # usage errors print and exit 2, --help exits 0
-        return 0
+            # standalone_mode=False: usage errors come back as exceptions, so they get the same one
+            # line as every other bad input instead of click's (or typer's boxed) multi-line text
+            status = app(args=args, prog_name="latentforge", standalone_mode=False)
+        return status if isinstance(status, int) else 0
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except click.exceptions.NoArgsIsHelpError as exc:  # a bare `latentforge` or `latentforge sae`: the help
+        typer.echo(exc.ctx.get_help())
+        return exc.exit_code
+    except click.exceptions.UsageError as exc:
+        if debug:
+            raise
+        _echo(f"error: {_usage_sentence(exc)}")
+        return 2
+    except typer.Abort:
+        _echo("aborted; nothing was written.")
+        return 1
     except InputError as exc:
         if debug:
             raise

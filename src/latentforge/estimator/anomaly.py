@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator, clone
 from ..errors import InputError, unknown_name_error
 from ..evaluate import combine_scores, mahalanobis_scores
 from .autoencoder import Autoencoder
-from .base import ExtraParamsMixin, require_fitted
+from .base import ExtraParamsMixin, extra_params_property, require_fitted
 
 SCORES = ("recon", "mahalanobis", "combined", "expected_recon", "predictive_variance")
 UNCERTAINTY_SCORES = ("expected_recon", "predictive_variance")  # Bayesian models (bae) only
@@ -56,6 +56,10 @@ class AnomalyDetector(ExtraParamsMixin, BaseEstimator):
         The ``1 - contamination`` quantile of ``decision_scores_``.
     labels_ : ndarray of shape (n_train,)
         1 for training rows above the threshold, else 0.
+    n_features_in_ : int
+        Number of input columns seen at fit time (the autoencoder's).
+    feature_names_in_ : ndarray of str
+        Their names, when X had names (a DataFrame, a CSV or Parquet file).
 
     Examples
     --------
@@ -68,6 +72,7 @@ class AnomalyDetector(ExtraParamsMixin, BaseEstimator):
     """
 
     _extra_params = "autoencoder_params"
+    autoencoder_params = extra_params_property("autoencoder_params", "Parameters passed to the ``Autoencoder``.")
 
     def __init__(self, model: str | Autoencoder = "ae", score: str = "combined", contamination: float = 0.1,
                  **autoencoder_params: Any):
@@ -81,7 +86,12 @@ class AnomalyDetector(ExtraParamsMixin, BaseEstimator):
             raise InputError(f"contamination must lie in (0, 0.5), got {self.contamination!r}.")
 
     def fit(self, X: Any, y: Any = None) -> "AnomalyDetector":
-        """Train the autoencoder on X and take reference statistics and the threshold from X."""
+        """Train the autoencoder on X and take reference statistics and the threshold from X.
+
+        X: anything :meth:`Autoencoder.fit` takes, paths included (CSV, Parquet, ``.npy``, image
+        folders, built-in dataset names); ``decision_function``, ``score_samples`` and
+        ``predict`` take the same.
+        """
         self._validate()
         if isinstance(self.model, Autoencoder):
             est = clone(self.model).set_params(**self.autoencoder_params)
@@ -106,6 +116,10 @@ class AnomalyDetector(ExtraParamsMixin, BaseEstimator):
         return det
 
     def _set_reference(self, codes: np.ndarray, errors: np.ndarray, X: Any = None) -> None:
+        self.n_features_in_ = self.autoencoder_.n_features_in_
+        self.__dict__.pop("feature_names_in_", None)
+        if hasattr(self.autoencoder_, "feature_names_in_"):
+            self.feature_names_in_ = self.autoencoder_.feature_names_in_
         self.train_codes_, self.train_errors_ = np.asarray(codes, float), np.asarray(errors, float)
         self.train_maha_ = mahalanobis_scores(self.train_codes_, self.train_codes_)
         if self.score in UNCERTAINTY_SCORES:

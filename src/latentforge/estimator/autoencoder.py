@@ -16,26 +16,30 @@ from ..artifacts import Artifact, load_artifact, save_artifact
 from ..config import ARCHITECTURE_DEFAULTS as ARCH
 from ..config import DEFAULT_LATENT_DIM, DEFAULT_MODEL, DEFAULTS, TrainConfig, coerce_value, resolve_device
 from ..data import (
+    CsvSource,
     DataSource,
     Dataset,
     ImagePreprocessor,
+    ParquetSource,
     TabularPreprocessor,
     as_model_input,
     hash_split,
     iter_chunks,
+    load_dataset,
     make_preprocessor,
     numeric_view,
     open_source,
     preprocessor_from_state,
     split_indices,
 )
+from ..data.chunks import concat_raw
 from ..errors import ArtifactError, InputError, TrainingDivergedError, unknown_name_error
 from ..models import Architecture, build_model, get_model_class
 from ..train import StreamBatches, fit_model
 from ..train.batches import VALIDATION_CACHE_BYTES
 from ..train.distributed import context as distributed_context
 from ..train.source_split import split_source, validation_fraction
-from .base import ExtraParamsMixin, require_fitted
+from .base import ExtraParamsMixin, InputTypeError, extra_params_property, require_fitted
 from .samplers import CODE_SAMPLERS, fit_code_sampler
 
 SAMPLERS = ("auto", "prior", *CODE_SAMPLERS)
@@ -45,7 +49,7 @@ TRAIN_OPTIONS = tuple(f.name for f in fields(TrainConfig))
 #: estimator parameter → Architecture field; stored under "model" in model.json
 ARCHITECTURE_OPTIONS = {"architecture": "kind", "hidden": "hidden", "channels": "channels",
                         "activation": "activation", "norm": "norm"}
-RUNTIME_OPTIONS = ("verbose", "regularizers")  # how this process runs, not part of the model
+RUNTIME_OPTIONS = ("verbose", "regularizers", "tracking_uri")  # how this process runs, not part of the model
 
 
 class Autoencoder(ExtraParamsMixin, TransformerMixin, BaseEstimator):
@@ -82,6 +86,12 @@ precision, compile, checkpoint_every, keep_checkpoints
     regularizers : tuple of callables, default ()
         ``(model, batch) -> {name: loss term}`` added to the training loss (e.g.
         ``latentforge.transform`` invariance and compatibility terms); not saved with the model.
+    tracking_uri : str or None, default None
+        An MLflow tracking URI (e.g. ``"file:///tmp/mlruns"``, an ``http://`` server; a ``#name``
+        fragment names the experiment): ``fit`` logs the parameters, every epoch's loss terms and
+        the final metrics to a new MLflow run, and ``save`` adds the model directory to that run as
+        the artifact ``model`` (docs/tracking.md). Needs ``pip install 'latentforge[mlflow]'``;
+        not saved with the model.
     **hyperparameters
         The model's own, e.g. ``beta`` for vae, ``sw_weight``/``prior`` for swae.
 
@@ -102,9 +112,19 @@ precision, compile, checkpoint_every, keep_checkpoints
     sampler_kind_ : str
         The sampler ``sample`` uses by default (``"auto"`` resolved).
     n_features_in_ : int
-        Number of preprocessed features the network reconstructs.
+        Number of input columns seen at fit time (scikit-learn's meaning: id and label columns
+        included; images: C·H·W). The network's width after preprocessing (one-hot categories,
+        missing-value indicators) is ``preprocessor_.n_features``.
     feature_names_in_ : ndarray of str
-        Column names seen at fit time (tables only).
+        Column names seen at fit time; only when X had names (a DataFrame, a CSV or Parquet file),
+        not for a NumPy array.
+    tracking_run_id_ : str
+        The MLflow run ``fit`` logged to (only with ``tracking_uri``).
+    held_out_ : dict
+        Which rows of the fit input were held out for validation, so they can be found again
+        (``latentforge evaluate --split val``): ``{"n_rows": n, "rows": [...]}`` for data held in
+        memory, ``{"n_rows": n, "hash_fraction": f, "hash_seed": s}`` for a streamed source
+        (:func:`latentforge.data.hash_split`); saved in model.json under ``fitted``.
 
     Examples
     --------
@@ -117,6 +137,7 @@ precision, compile, checkpoint_every, keep_checkpoints
     """
 
     _extra_params = "hyperparameters"
+    hyperparameters = extra_params_property("hyperparameters", "The model's own hyper-parameters (``**hyperparameters``).")
 
     def __init__(
         self, model: str = DEFAULT_MODEL, latent_dim: int = DEFAULT_LATENT_DIM, *, epochs: int = DEFAULTS.epochs,
@@ -129,7 +150,8 @@ precision, compile, checkpoint_every, keep_checkpoints
         gmm_components: int = 10, seed: int = DEFAULTS.seed, device: str = DEFAULTS.device,
         threads: int | None = DEFAULTS.threads, precision: str = DEFAULTS.precision, compile: bool = DEFAULTS.compile,
         checkpoint_every: int | None = DEFAULTS.checkpoint_every, keep_checkpoints: bool = DEFAULTS.keep_checkpoints,
-        verbose: bool | None = None, regularizers: tuple[Any, ...] = (), **hyperparameters: Any,
+        verbose: bool | None = None, regularizers: tuple[Any, ...] = (), tracking_uri: str | None = None,
+        **hyperparameters: Any,
     ):
         self.model, self.latent_dim, self.epochs, self.batch_size = model, latent_dim, epochs, batch_size
         self.lr, self.weight_decay, self.schedule, self.patience = lr, weight_decay, schedule, patience
@@ -141,8 +163,16 @@ precision, compile, checkpoint_every, keep_checkpoints
         self.seed, self.device, self.verbose = seed, device, verbose
         self.threads, self.precision, self.compile = threads, precision, compile
         self.checkpoint_every, self.keep_checkpoints = checkpoint_every, keep_checkpoints
-        self.regularizers = regularizers
+        self.regularizers, self.tracking_uri = regularizers, tracking_uri
         self.hyperparameters = dict(hyperparameters)
+
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's tags: missing values are allowed (a table's NaN are imputed, with an
+        indicator), and ``transform`` returns float32 whatever the input's float type."""
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
 
     # -- fitting ---------------------------------------------------------------------------
     def _train_config(self) -> TrainConfig:
@@ -165,14 +195,17 @@ precision, compile, checkpoint_every, keep_checkpoints
         X is a DataFrame, a 2-D array, images or a Dataset (held in memory), or a source that is
         streamed in bounded chunks and never loaded whole: a path to a Parquet file or folder, a
         CSV, a ``.npy``, safetensors shards or an image folder, a
-        :class:`latentforge.data.DataSource`, or a torch ``Dataset``/``DataLoader``.
+        :class:`latentforge.data.DataSource`, or a torch ``Dataset``/``DataLoader``. As on the
+        command line, a built-in dataset name (``"digits"``) or an ``.npz`` archive is loaded
+        into memory; a path that does not exist is an InputError naming it.
 
         ``y`` (in-memory data only) is used to stratify the validation split; a streamed source is
         split by a seeded hash of the row index (:func:`latentforge.data.hash_split`).
         ``on_epoch`` is called with each epoch's history record. ``checkpoint``: a directory where
         the training state is saved (every ``checkpoint_every`` steps, else every epoch);
         ``resume=True`` continues a killed run from it, giving the weights an uninterrupted run
-        would have (on CPU with the same thread count, bit for bit).
+        would have (on CPU with the same thread count, bit for bit). With ``tracking_uri`` the
+        run is logged to MLflow (parameters, each epoch's record, ``metrics_``).
         """
         config = self._checked_params()
         if self.sampler not in SAMPLERS:
@@ -181,7 +214,9 @@ precision, compile, checkpoint_every, keep_checkpoints
         model_class.resolve_hyperparameters(self.hyperparameters)  # fail before any work
         arch = Architecture(kind=self.architecture, hidden=self.hidden, channels=self.channels,
                             activation=self.activation, norm=self.norm)
-        source = _stream_source(X)
+        X = _resolve_input(X)
+        source = X if isinstance(X, DataSource) else None
+        named = _has_column_names(X)
         if source is not None and model_class.fit_method == "posterior":
             # posterior sampling (bae, small data by design) needs every row at each step: read them in
             parts = [chunk.data for chunk in iter_chunks(source, shuffle=False)]
@@ -191,6 +226,8 @@ precision, compile, checkpoint_every, keep_checkpoints
         else:
             train, val, kept, columns = self._streamed(source, config)
         n_features = int(np.prod(self.preprocessor_.input_shape))
+        # scikit-learn's n_features_in_: the input's columns (id and label included), images C·H·W
+        n_inputs, names = (n_features, None) if columns is None else (len(columns), columns if named else None)
         if self.latent_dim >= n_features and not model_class.sparse_code:
             warnings.warn(f"latent_dim={self.latent_dim} is not smaller than the input's {n_features} features; "
                           f"the autoencoder can copy its input instead of compressing it.", stacklevel=2)
@@ -198,17 +235,43 @@ precision, compile, checkpoint_every, keep_checkpoints
         pre = self.preprocessor_
         net = build_model(self.model, pre.input_shape, pre.layout, self.latent_dim, arch, self.hyperparameters)
         self.model_ = net
+        run = self._start_tracking()
+        epoch_hook = on_epoch if run is None else _both(run.log_epoch, on_epoch)  # logged first
         try:
-            self.history_ = fit_model(net, train, val, config, progress=self.verbose, description=self.model,
-                                      on_epoch=on_epoch, regularizers=self.regularizers, checkpoint=checkpoint,
-                                      resume=resume)
-        except TrainingDivergedError as exc:
-            self._keep_last_good(exc, n_features, columns, train, val, kept)
+            try:
+                self.history_ = fit_model(net, train, val, config, progress=self.verbose, description=self.model,
+                                          on_epoch=epoch_hook, regularizers=self.regularizers, checkpoint=checkpoint,
+                                          resume=resume)
+            except TrainingDivergedError as exc:
+                self._keep_last_good(exc, n_inputs, names, train, val, kept)
+                raise
+            self._finish_fit(n_inputs, names, train, val, kept)
+        except BaseException as exc:
+            if run is not None:
+                if hasattr(self, "metrics_"):  # a divergence that kept the last good weights
+                    run.log_metrics(self.metrics_)
+                run.end("FAILED", error=f"{type(exc).__name__}: {exc}")
             raise
-        self._finish_fit(n_features, columns, train, val, kept)
+        if run is not None:
+            run.log_metrics(self.metrics_)
+            run.end("FINISHED")
+            self.tracking_run_id_, self._tracked_run = run.run_id, run
         return self
 
-    def _keep_last_good(self, exc: TrainingDivergedError, n_features: int, columns: Any, train: Any, val: Any,
+    def _start_tracking(self) -> Any:
+        """The MLflow run this fit logs to (:mod:`latentforge.tracking`), or None without
+        ``tracking_uri`` (and on every torchrun rank but the first)."""
+        if self.tracking_uri is None:
+            return None
+        ctx = distributed_context()
+        if ctx.active and not ctx.is_main:
+            return None
+        from ..tracking import estimator_params, start_run
+
+        return start_run(self.tracking_uri, run_name=str(self.model), tags={"latentforge.command": "fit"},
+                         params=estimator_params(self.get_params()))
+
+    def _keep_last_good(self, exc: TrainingDivergedError, n_inputs: int, columns: Any, train: Any, val: Any,
                         kept: torch.Tensor) -> None:
         """After a divergence: with at least one finished epoch the estimator is fitted with the last
         good weights (the trainer restored them) and ``metrics_`` says ``"diverged": true`` and
@@ -217,7 +280,7 @@ precision, compile, checkpoint_every, keep_checkpoints
         if history:
             self.history_ = history
             try:
-                self._finish_fit(n_features, columns, train, val, kept)
+                self._finish_fit(n_inputs, columns, train, val, kept)
                 self.metrics_.update(diverged=True, diverged_epoch=exc.epoch, diverged_step=exc.step,
                                      diverged_term=exc.term, kept_epoch=getattr(exc, "best_epoch", len(history)))
                 exc.kept_model = True
@@ -228,10 +291,13 @@ precision, compile, checkpoint_every, keep_checkpoints
             delattr(self, name)
         exc.kept_model = False
 
-    def _finish_fit(self, n_features: int, columns: Any, train: Any, val: Any, kept: torch.Tensor) -> None:
-        """What fitting sets after the weights: sampler, kept codes, reference errors, metrics."""
+    def _finish_fit(self, n_inputs: int, columns: Any, train: Any, val: Any, kept: torch.Tensor) -> None:
+        """What fitting sets after the weights: input size and names (``columns``: None when the
+        input had no column names), sampler, kept codes, reference errors, metrics."""
         net = self.model_
-        self.n_features_in_ = n_features
+        self.n_features_in_ = n_inputs
+        self.__dict__.pop("feature_names_in_", None)  # a refit on an array forgets earlier names
+        self.__dict__.pop("tracking_run_id_", None)
         if columns is not None:
             self.feature_names_in_ = np.asarray([str(c) for c in columns], dtype=object)
         if self.sampler == "auto":  # the model's prior, else resampled discrete codes, else a mixture
@@ -260,13 +326,14 @@ precision, compile, checkpoint_every, keep_checkpoints
         self.preprocessor_ = pre
         n = len(features)
         if n < 2:
-            raise InputError(f"training needs at least 2 rows, got {n}.")
+            raise InputError(f"training needs at least 2 rows, got {n} sample{'' if n == 1 else 's'}.")
         flat = torch.from_numpy(features.reshape(n, -1))
         y_arr = None if y is None else np.asarray(y)
         if y_arr is not None and len(y_arr) != n:
             raise InputError(f"y has {len(y_arr)} entries but X has {n} rows.")
         val_fraction = validation_fraction(n, config)
         train_idx, val_idx = split_indices(n, y_arr, val_fraction, config.seed)
+        self.held_out_ = {"n_rows": n, "rows": np.sort(val_idx).tolist()}
         keep = np.random.default_rng(self.seed).permutation(len(train_idx))[:MAX_SAVED_CODES]
         kept = flat[train_idx[np.sort(keep)]]
         return flat[train_idx], flat[val_idx] if len(val_idx) else None, kept, \
@@ -286,6 +353,7 @@ precision, compile, checkpoint_every, keep_checkpoints
             raise InputError(f"training needs at least 2 rows, got {n} in {source.name}.")
         val_fraction = validation_fraction(n, config)  # the rule split_source applies below
         is_val = lambda rows: hash_split(rows, val_fraction, config.seed)  # noqa: E731
+        self.held_out_ = {"n_rows": n, "hash_fraction": val_fraction, "hash_seed": config.seed}
         counted = {"val": 0}
 
         def raw_chunks():
@@ -329,9 +397,30 @@ precision, compile, checkpoint_every, keep_checkpoints
         return metrics
 
     # -- inference -------------------------------------------------------------------------
+    def _per_row(self, X: Any, fn: Any) -> Any:
+        """``fn(X)`` for data in memory; for a path or a DataSource, ``fn`` on its batches of raw
+        rows in storage order (:func:`latentforge.estimator.streaming.iter_applied`), joined."""
+        require_fitted(self)
+        data = _resolve_input(X)
+        if not isinstance(data, DataSource):
+            return fn(data)
+        from .batched import iter_applied
+
+        parts = [values for _, values in iter_applied(self, data, fn)]
+        if not parts:
+            raise InputError(f"{data.name} has no rows.")
+        return _join(parts)
+
     def _features(self, X: Any) -> torch.Tensor:
         require_fitted(self)
-        data = as_model_input(X)
+        data = _resolve_input(X)
+        if isinstance(data, DataSource):  # read whole (log_likelihood's one seeded pass)
+            data = concat_raw([chunk.data for chunk in iter_chunks(data, shuffle=False)])
+        if isinstance(data, np.ndarray) and data.ndim == 2 and self.preprocessor_.kind == "table" \
+                and data.shape[1] != self.n_features_in_:
+            raise InputError(f"X has {data.shape[1]} features, but {type(self).__name__} is expecting "
+                             f"{self.n_features_in_} features as input.")
+        data = as_model_input(data)
         if isinstance(data, pd.DataFrame) != (self.preprocessor_.kind == "table"):
             raise InputError(f"the model was fitted on {'a table' if self.preprocessor_.kind == 'table' else 'images'}, "
                              f"but got {'a table' if isinstance(data, pd.DataFrame) else 'images'}.")
@@ -346,8 +435,9 @@ precision, compile, checkpoint_every, keep_checkpoints
         return torch.cat(outs).numpy() if outs else np.empty((0,))
 
     def features(self, X: Any) -> np.ndarray:
-        """X after the fitted preprocessing, flattened to (n, n_features): the space the model reconstructs."""
-        return self._features(X).numpy()
+        """X after the fitted preprocessing, flattened to (n, preprocessor_.n_features): the space the
+        model reconstructs. X: anything :meth:`transform` takes."""
+        return self._per_row(X, lambda rows: self._features(rows).numpy())
 
     def _codes(self, flat: torch.Tensor) -> np.ndarray:
         return self._batched(self.model_.embed, flat)
@@ -371,10 +461,35 @@ precision, compile, checkpoint_every, keep_checkpoints
 
         ``return_std=True`` (Bayesian models) also returns the per-dimension standard deviation of
         the embedding across posterior samples.
+
+        X is what :meth:`fit` takes: data in memory, or a path (CSV, Parquet file or folder,
+        ``.npy``, safetensors, image folder: read in bounded batches; ``.npz`` or a built-in
+        dataset name: loaded) or a DataSource. The same holds for ``reconstruct``,
+        ``score_samples``, ``features`` and ``log_likelihood``. After
+        ``set_output(transform="pandas")`` the codes come as a DataFrame with columns
+        :meth:`get_feature_names_out`.
         """
         if return_std:
-            return self._with_std("embed_with_std", X)
-        return self._codes(self._features(X))
+            return self._per_row(X, lambda rows: self._with_std("embed_with_std", rows))
+        return self._per_row(X, lambda rows: self._codes(self._features(rows)))
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Names of the embedding's columns: ``z0`` ... ``z{latent_dim - 1}`` (as in ``latentforge
+        embed`` outputs), an ndarray of str (object dtype, as scikit-learn returns them).
+
+        ``input_features``, if given, must match the columns seen at fit time (scikit-learn's rule);
+        the output names do not depend on it.
+        """
+        require_fitted(self)
+        if input_features is not None:
+            given = [str(c) for c in input_features]
+            known = getattr(self, "feature_names_in_", None)
+            if known is not None and given != list(known):
+                raise InputError("input_features does not match the feature_names_in_ seen at fit time.")
+            if len(given) != self.n_features_in_:
+                raise InputError(f"input_features has {len(given)} names but the model was fitted on "
+                                 f"{self.n_features_in_} features.")
+        return np.asarray([f"z{i}" for i in range(self.model_.latent_dim)], dtype=object)
 
     def inverse_transform(self, Z: Any) -> pd.DataFrame | np.ndarray:
         """Decode codes back to data: a DataFrame for tables, (n, C, H, W) images in [0, 1]."""
@@ -394,10 +509,11 @@ precision, compile, checkpoint_every, keep_checkpoints
         across posterior samples, both in the preprocessed feature space shaped like X's features.
         """
         if return_std:
-            mean, std = self._with_std("reconstruct_with_std", X)
+            mean, std = self._per_row(X, lambda rows: self._with_std("reconstruct_with_std", rows))
             shape = (len(mean), *self.preprocessor_.input_shape)
             return mean.reshape(shape), std.reshape(shape)
-        return self._to_output(self._batched(self.model_.reconstruct, self._features(X)))
+        return self._per_row(X, lambda rows: self._to_output(self._batched(self.model_.reconstruct,
+                                                                            self._features(rows))))
 
     def score_samples(self, X: Any, kind: str = "recon") -> np.ndarray:
         """Per-row anomaly score; ``kind="recon"``: reconstruction error (mean squared error over
@@ -407,12 +523,14 @@ precision, compile, checkpoint_every, keep_checkpoints
         Sign convention: **higher means more anomalous**. scikit-learn's outlier detectors use the
         opposite (higher ``score_samples`` = more normal); negate this to compare with them.
         """
+        require_fitted(self)
         if kind == "recon":
-            return self._batched(self.model_.reconstruction_error, self._features(X))
+            return self._per_row(X, lambda rows: self._batched(self.model_.reconstruction_error, self._features(rows)))
         if kind not in self.model_.anomaly_kinds:
             offered = " or ".join(repr(k) for k in ("recon", *self.model_.anomaly_kinds))
             raise InputError(f"model {self.model!r} offers only kind={offered} anomaly scores, not {kind!r}.")
-        return self._batched(lambda x: self.model_.anomaly_score(x, kind), self._features(X))
+        return self._per_row(X, lambda rows: self._batched(lambda x: self.model_.anomaly_score(x, kind),
+                                                           self._features(rows)))
 
     def _check_sampler(self, kind: str) -> None:
         if kind not in SAMPLERS[1:]:
@@ -466,6 +584,9 @@ precision, compile, checkpoint_every, keep_checkpoints
         architecture, hyper-parameters), ``train`` (the :class:`~latentforge.config.TrainConfig`),
         ``estimator`` (the remaining estimator parameters: table options and sampler choice),
         ``preprocessing`` (the fitted schema) and ``fitted`` (what fitting chose).
+
+        After a fit with ``tracking_uri``, the saved directory is also logged as the artifact
+        ``model`` of that fit's MLflow run (``tracking_run_id_``).
         """
         require_fitted(self)
         ctx = distributed_context()
@@ -480,12 +601,18 @@ precision, compile, checkpoint_every, keep_checkpoints
             "estimator": estimator,
             "preprocessing": self.preprocessor_.state(),
             "fitted": {"sampler": self.sampler_kind_,
-                       "feature_names_in": [str(c) for c in getattr(self, "feature_names_in_", [])]},
+                       "feature_names_in": [str(c) for c in getattr(self, "feature_names_in_", [])],
+                       "n_features_in": int(self.n_features_in_),
+                       "held_out": getattr(self, "held_out_", None)},
         }
         tensors = {f"model.{k}": v for k, v in self.model_.state_dict().items()}
         tensors["codes.train"] = torch.from_numpy(self.train_codes_)
         tensors["errors.train"] = torch.from_numpy(self.train_errors_)
-        return save_artifact(path, Artifact(config, tensors, self.history_, {**self.metrics_, **(metrics or {})}))
+        saved = save_artifact(path, Artifact(config, tensors, self.history_, {**self.metrics_, **(metrics or {})}))
+        run = getattr(self, "_tracked_run", None)
+        if run is not None and getattr(self, "tracking_run_id_", None) == run.run_id:
+            run.log_artifacts(saved, "model")  # the directory, into the run fit logged to
+        return saved
 
     @staticmethod
     def _params_from_manifest(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -522,13 +649,16 @@ precision, compile, checkpoint_every, keep_checkpoints
             net.load_state_dict(state, strict=True)
             est.model_ = net
             est.sampler_kind_ = str(fitted["sampler"])
+            est.held_out_ = fitted.get("held_out")  # None for models saved before it was recorded
             est._check_sampler(est.sampler_kind_)
             est.train_codes_ = art.tensors["codes.train"].numpy()
             est.train_errors_ = art.tensors["errors.train"].numpy()
             est.history_ = [{k: float(v) if v not in ("", None) else float("nan") for k, v in row.items()}
                             for row in art.history]
             est.metrics_ = art.metrics
-            est.n_features_in_ = est.preprocessor_.n_features
+            # input columns (scikit-learn's meaning); models saved before it was recorded: their names
+            est.n_features_in_ = int(fitted.get("n_features_in") or len(fitted.get("feature_names_in") or [])
+                                     or np.prod(est.preprocessor_.input_shape))
             if fitted.get("feature_names_in"):
                 est.feature_names_in_ = np.asarray(fitted["feature_names_in"], dtype=object)
         except ArtifactError:
@@ -588,19 +718,80 @@ def _check_weight_shapes(path: Path, expected: dict[str, torch.Tensor] | None, s
                                 f"{tuple(tensor.shape)} but is stored as {tuple(stored[key].shape)}.")
 
 
-def _stream_source(X: Any) -> DataSource | None:
-    """A streamed source for file paths, sources and torch datasets; None for data held in memory."""
+def _resolve_input(X: Any) -> Any:
+    """What every method reads, by the command line's rule: a DataSource for a streamable path (a
+    Parquet, CSV, ``.npy`` or safetensors file, a folder), a DataSource or torch data; a Dataset for
+    a built-in dataset name or an ``.npz`` archive (loaded whole); data in memory as given, arrays
+    checked (:func:`_checked_array`). A path that does not exist is an InputError naming it."""
     if isinstance(X, DataSource):
         return X
     if isinstance(X, (str, Path)):
         path = Path(X)
         if path.is_dir() or path.suffix.lower() in STREAMED_SUFFIXES:
-            return open_source(path)
-        raise InputError(f"{X} cannot be streamed: give a Parquet, CSV, .npy or safetensors file, a folder of them "
-                         f"or of images (built-in datasets: latentforge.data.load_builtin).")
+            return open_source(path)  # a missing file: "file not found: PATH."
+        if not path.exists() or path.suffix.lower() == ".npz":
+            return load_dataset(X)  # a built-in name, an archive, or one sentence naming X
+        raise InputError(f"{X} cannot be streamed or loaded: give a Parquet, CSV, .npy or safetensors file, a folder "
+                         f"of them or of images, an .npz archive or a built-in dataset name.")
+    if isinstance(X, (Dataset, pd.DataFrame)):
+        return X
     if isinstance(X, _torch_data_types()):
         return open_source(X)
-    return None
+    return _checked_array(X)
+
+
+def _checked_array(X: Any) -> Any:
+    """Array-like X as a NumPy array (a torch tensor passes as is), refusing in one sentence what
+    the estimator cannot use: sparse matrices, complex numbers, 1-D arrays, no columns, object
+    arrays that do not hold numbers (converted to float64 when they do)."""
+    if hasattr(X, "tocsr") or type(X).__module__.startswith("scipy.sparse"):
+        raise InputError("sparse input is not supported; densify it first with X.toarray().")
+    if isinstance(X, pd.Series):
+        return X  # as_model_input names the fix
+    if type(X).__module__.startswith("torch"):
+        return X
+    array = np.asarray(X)
+    if np.iscomplexobj(array):
+        raise InputError("Complex data not supported; pass real numbers (e.g. X.real and X.imag as columns).")
+    if array.dtype == object and array.ndim == 2:
+        try:
+            array = array.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InputTypeError(f"a 2-D object array must hold numbers only ({exc}); pass a DataFrame for "
+                                 f"mixed types.") from None
+    if array.ndim == 1:
+        raise InputError(f"expected a table (2-D) or images (3-D or 4-D), got a 1-D array of shape {array.shape}; "
+                         f"Reshape your data with X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one row.")
+    if array.ndim == 2 and array.shape[1] == 0:
+        raise InputError(f"X has 0 feature(s) (shape={array.shape}) while a minimum of 1 is required.")
+    return array
+
+
+def _has_column_names(X: Any) -> bool:
+    """Whether X names its columns (scikit-learn's ``feature_names_in_``): a DataFrame, a Dataset
+    of one, a CSV or Parquet source; not a NumPy array, ``.npy``, safetensors or torch data."""
+    if isinstance(X, Dataset):
+        return isinstance(X.X, pd.DataFrame)
+    return isinstance(X, (pd.DataFrame, CsvSource, ParquetSource))
+
+
+def _join(parts: list[Any]) -> Any:
+    """Per-batch outputs joined in order: arrays, DataFrames, or tuples of them."""
+    first = parts[0]
+    if isinstance(first, tuple):
+        return tuple(_join([p[i] for p in parts]) for i in range(len(first)))
+    if isinstance(first, pd.DataFrame):
+        return pd.concat(parts, ignore_index=True)
+    return np.concatenate(parts)
+
+
+def _both(first: Any, second: Any) -> Any:
+    """An epoch callback calling ``first`` then ``second`` (either may be None)."""
+    def call(record: dict[str, float]) -> None:
+        for hook in (first, second):
+            if hook is not None:
+                hook(record)
+    return call
 
 
 def _torch_data_types() -> tuple[type, ...]:

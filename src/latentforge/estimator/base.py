@@ -16,6 +16,28 @@ class NotFittedError(InputError, SklearnNotFittedError):
     ``NotFittedError`` and latentforge's ``InputError`` at once (the CLI reports it in one line)."""
 
 
+class InputTypeError(InputError, TypeError):
+    """Input of the wrong type (e.g. a non-number in a numeric array): an :class:`InputError` for
+    the CLI and a ``TypeError`` for scikit-learn's conventions."""
+
+
+def extra_params_property(name: str, doc: str) -> property:
+    """A dict-valued attribute ``name`` stored privately as ``_name``.
+
+    The ``**extra`` keywords of an estimator live there: ``get_params`` lists them flat, and
+    scikit-learn's rule that ``__init__`` sets no public attribute besides its parameters holds.
+    """
+    private = f"_{name}"
+
+    def get(self: Any) -> dict[str, Any]:
+        return self.__dict__.setdefault(private, {})
+
+    def set_(self: Any, value: dict[str, Any]) -> None:
+        self.__dict__[private] = dict(value)
+
+    return property(get, set_, doc=doc)
+
+
 class ExtraParamsMixin:
     """scikit-learn's parameter protocol for estimators whose ``__init__`` also takes ``**extra``.
 

@@ -15,6 +15,12 @@ The dataset is loaded and split once per comparison; each run (in this process o
 Resumable: a run's ``<run_id>.json`` is written atomically last; a restarted comparison keeps
 finished runs whose settings are unchanged and redoes the others (failed runs included).
 Failures are recorded in the leaderboard with their error, never dropped.
+
+With ``tracking_uri`` (``latentforge compare --mlflow-uri``) the comparison is one MLflow parent
+run (its settings as parameters, ``leaderboard.csv`` and ``report.html`` as artifacts) with one
+nested run per model × seed trained here or in a worker (parameters, per-epoch loss terms, the test
+metrics, the saved model directory as the artifact ``model``); runs reused from an earlier
+comparison were logged then and are not logged again (docs/tracking.md).
 """
 
 from __future__ import annotations
@@ -44,12 +50,12 @@ from ..estimator import Autoencoder
 from ..fsutil import atomic_write, check_output_dir, check_output_path
 from ..models import get_model_class
 from ..report.run_report import write_run_report
-from ..train.progress import ProgressDisplay
+from ..train.progress import ProgressDisplay, format_terms
 from .evaluation import evaluate_estimator
 
 #: Autoencoder parameters a comparison sets itself: per run (model, seed, verbose) or from the
 #: data settings at the top level of the config (label, id_columns).
-_SET_BY_COMPARE = {"model", "seed", "verbose", "label", "id_columns"}
+_SET_BY_COMPARE = {"model", "seed", "verbose", "label", "id_columns", "tracking_uri"}
 
 METRIC_NOTE = ("Click a column header to sort. Metrics on the test split: reconstruction MSE over test pixels in "
                "[0, 1] (tables: preprocessed features); linear probe = LogisticRegression(max_iter=2000) fitted on "
@@ -163,6 +169,7 @@ class _Job:
     seed: int
     run_id: str
     key: str
+    parent: Any = None  # the comparison's MLflow run (latentforge.tracking.TrackedRun), or None
 
 
 def _run_key(config: CompareConfig, spec: dict[str, Any], seed: int) -> str:
@@ -204,7 +211,7 @@ def _splits(config: CompareConfig) -> tuple[Dataset, Dataset]:
 
 def _run_one(job: _Job, train: Dataset, test: Dataset, out: str, threads: int, progress: Any = None) -> dict[str, Any]:
     """Train and evaluate one model × seed and write its files; always returns a result (status
-    ok or failed). ``progress``: anything with ``put((run_id, epoch, epochs))`` (a queue in workers)."""
+    ok or failed). ``progress``: anything with ``put((run_id, epoch, epochs, terms))`` (a queue in workers)."""
     import torch
     from threadpoolctl import threadpool_limits
 
@@ -213,10 +220,15 @@ def _run_one(job: _Job, train: Dataset, test: Dataset, out: str, threads: int, p
     config, spec = job.config, job.spec
     result: dict[str, Any] = {"run": job.run_id, "name": spec.get("name", spec["model"]), "model": spec["model"],
                               "seed": job.seed, "key": job.key}
+    tracked = None
     try:
         params = {**config.shared, **{k: v for k, v in spec.items() if k != "name"}}
         est = Autoencoder(seed=job.seed, verbose=False, label=config.label, id_columns=tuple(config.id_columns), **params)
-        report = None if progress is None else (lambda rec: progress.put((job.run_id, rec["epoch"], est.epochs)))
+        report = None if progress is None else (
+            lambda rec: progress.put((job.run_id, rec["epoch"], est.epochs, format_terms(rec))))
+        if job.parent is not None:
+            tracked = _start_tracked(job, est)
+            report = _then(report, tracked.log_epoch)
         started = time.perf_counter()
         est.fit(train, on_epoch=report)
         seconds = round(time.perf_counter() - started, 2)
@@ -233,10 +245,38 @@ def _run_one(job: _Job, train: Dataset, test: Dataset, out: str, threads: int, p
         np.savez(buf, **_flatten(details))
         atomic_write(run_dir / "details.npz", buf.getvalue())
         result.update(status="ok", metrics=metrics, history=est.history_, train_seconds=seconds)
+        if tracked is not None:
+            tracked.log_metrics({**metrics, "train_seconds": seconds})
+            tracked.log_artifacts(run_dir / "model", "model")
+            tracked.end("FINISHED")
     except Exception as exc:
         result.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+        if tracked is not None:
+            try:
+                tracked.end("FAILED", error=result["error"])
+            except Exception:  # noqa: BLE001 (the run's own error is the one to record)
+                pass
     atomic_write(Path(out) / "runs" / f"{job.run_id}.json", json.dumps(result, default=_json_default).encode())
     return result
+
+
+def _start_tracked(job: _Job, est: Autoencoder) -> Any:
+    """The nested MLflow run of one model × seed, under the comparison's run."""
+    from ..tracking import estimator_params, start_run
+
+    params = {**estimator_params(est.get_params()), "name": job.spec.get("name", job.spec["model"]), "run": job.run_id}
+    return start_run(job.parent.uri, run_name=job.run_id, params=params, parent=job.parent,
+                     tags={"latentforge.command": "compare"})
+
+
+def _then(first: Callable[[dict[str, Any]], None] | None, second: Callable[[dict[str, Any]], None]
+          ) -> Callable[[dict[str, Any]], None]:
+    """An epoch callback calling ``first`` (may be None) then ``second``."""
+    def call(record: dict[str, Any]) -> None:
+        if first is not None:
+            first(record)
+        second(record)
+    return call
 
 
 def _embedding_frame(Z: np.ndarray, test: Dataset) -> pd.DataFrame:
@@ -334,9 +374,9 @@ def _run_all(todo: list[_Job], train: Dataset, test: Dataset, out: Path, jobs: i
         overall = display.add("all runs", total=len(todo) + already, completed=already)
         bars = {job.run_id: display.add(f"  {job.run_id}", total=None) for job in todo}
 
-        def show(message: tuple[str, int, int]) -> None:
-            run_id, epoch, total = message
-            display.update(bars[run_id], completed=epoch, total=total)
+        def show(message: tuple[str, int, int, str]) -> None:
+            run_id, epoch, total, terms = message
+            display.update(bars[run_id], completed=epoch, total=total, terms=terms)
 
         def finish(job: _Job, result: dict[str, Any]) -> None:
             results[job.run_id] = result
@@ -354,7 +394,7 @@ def _run_all(todo: list[_Job], train: Dataset, test: Dataset, out: Path, jobs: i
 
 
 def _run_in_workers(todo: list[_Job], train: Dataset, test: Dataset, out: str, workers: int, threads: int,
-                    show: Callable[[tuple[str, int, int]], None] | None,
+                    show: Callable[[tuple[str, int, int, str]], None] | None,
                     finish: Callable[[_Job, dict[str, Any]], None]) -> None:
     """Runs in ``workers`` spawned processes; their epoch messages reach ``show`` through a queue."""
     import multiprocessing as mp
@@ -381,13 +421,16 @@ def _run_in_workers(todo: list[_Job], train: Dataset, test: Dataset, out: str, w
 
 
 def run_compare(config: CompareConfig | dict[str, Any] | str | Path, out: str | Path, jobs: int = 1,
-                progress: bool | None = None, *, title: str | None = None) -> pd.DataFrame:
+                progress: bool | None = None, *, title: str | None = None,
+                tracking_uri: str | None = None) -> pd.DataFrame:
     """Run (or resume) a comparison into the folder ``out``; returns the leaderboard.
 
     ``config``: a :class:`CompareConfig`, a mapping or a YAML/JSON file path. ``jobs``: runs in
     parallel worker processes. ``progress``: bars on stderr (None: only on a terminal).
-    ``title``: the report's heading (default ``"latentforge compare: DATASET"``). Writes the
-    layout in the module docstring; bad settings fail before any run.
+    ``title``: the report's heading (default ``"latentforge compare: DATASET"``).
+    ``tracking_uri``: an MLflow tracking URI (``#name`` picks the experiment): one parent run
+    for the comparison, one nested run per model × seed (module docstring, docs/tracking.md).
+    Writes the layout in the module docstring; bad settings fail before any run.
     """
     config = config if isinstance(config, CompareConfig) else load_compare_config(config)
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
@@ -395,13 +438,48 @@ def run_compare(config: CompareConfig | dict[str, Any] | str | Path, out: str | 
     out = Path(out)
     check_output_path(out, [config.dataset])
     check_output_dir(out, marker="compare.json")
+    if tracking_uri is not None:
+        from ..tracking import require_mlflow
+
+        require_mlflow()  # before any work
     train, test = _splits(config)  # a bad dataset or split fails here, before any run
     (out / "runs").mkdir(parents=True, exist_ok=True)
     atomic_write(out / "compare.json", json.dumps(config.to_dict(), indent=2, default=str).encode())
     all_jobs = _jobs(config)
     results = {job.run_id: done for job in all_jobs if (done := _finished(out, job)) is not None}
     todo = [job for job in all_jobs if job.run_id not in results]
-    results.update(_run_all(todo, train, test, out, jobs, progress, already=len(results)))
+    parent = None if tracking_uri is None else _start_parent(tracking_uri, config, out, len(train), len(test))
+    try:
+        for job in todo:
+            job.parent = parent
+        results.update(_run_all(todo, train, test, out, jobs, progress, already=len(results)))
+        board = _write_outputs(config, out, all_jobs, results, train, test, title)
+    except BaseException as exc:
+        if parent is not None:
+            parent.end("FAILED", error=f"{type(exc).__name__}: {exc}")
+        raise
+    if parent is not None:
+        for name in ("leaderboard.csv", "report.html"):
+            if (out / name).is_file():
+                parent.log_artifacts(out / name)
+        parent.end("FINISHED")
+    return board
+
+
+def _start_parent(uri: str, config: CompareConfig, out: Path, n_train: int, n_test: int) -> Any:
+    """The comparison's MLflow run: its settings as parameters."""
+    from ..tracking import start_run
+
+    params = {"dataset": config.dataset, "models": ",".join(str(m.get("name", m["model"])) for m in config.models),
+              "seeds": ",".join(map(str, config.seeds)), "test_fraction": config.test_fraction,
+              "split_seed": config.split_seed, "label": config.label, "one_class": config.one_class,
+              "n_train": n_train, "n_test": n_test, **{f"shared.{k}": v for k, v in config.shared.items()}}
+    return start_run(uri, run_name=f"compare {out.name}", params=params, tags={"latentforge.command": "compare"})
+
+
+def _write_outputs(config: CompareConfig, out: Path, all_jobs: list[_Job], results: dict[str, dict[str, Any]],
+                   train: Dataset, test: Dataset, title: str | None) -> pd.DataFrame:
+    """Leaderboard files and report of the finished comparison; returns the leaderboard."""
     ordered = [results[job.run_id] for job in all_jobs]
     board = leaderboard(ordered)
     atomic_write(out / "leaderboard.csv", board.to_csv(index=False).encode())
@@ -414,7 +492,8 @@ def run_compare(config: CompareConfig | dict[str, Any] | str | Path, out: str | 
     failed = sum(r["status"] != "ok" for r in ordered)
     settings = ", ".join(f"{k}={v}" for k, v in config.shared.items())
     subtitle = (f"{len(train)} training / {len(test)} test rows · {len(board)} models × {len(config.seeds)} seed(s) = "
-                f"{len(ordered)} runs ({failed} failed) · mean ± std over seeds" + (f" · {settings}" if settings else ""))
+                f"{len(ordered)} runs ({failed} failed) · "
+                + ("mean ± std over seeds" if len(config.seeds) > 1 else "one seed: no spread") + (f" · {settings}" if settings else ""))
     write_run_report(out, title or f"latentforge compare: {config.dataset}", subtitle, board, shown,
                      test_images=test.X[:10] if test.kind == "image" else None, labels=test.y, metric_note=METRIC_NOTE)
     return board

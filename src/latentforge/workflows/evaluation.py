@@ -4,6 +4,8 @@
 the model allow, on the test split; a group that cannot apply (no labels, no ground-truth
 factors, no one-class setting, no training split) is listed in ``metrics["skipped"]`` with the
 reason. ``compare`` (and so ``demo``) and ``latentforge evaluate`` all call it.
+:func:`held_out_rows` finds the rows a model's ``fit`` held out for validation
+(``latentforge evaluate --split val``).
 """
 
 from __future__ import annotations
@@ -12,16 +14,45 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from .. import evaluate as ev
-from ..data import Dataset
+from ..data import Dataset, hash_split
+from ..errors import InputError
 from ..estimator import AnomalyDetector
 
 #: rows of reconstructions and samples kept for the report: an image grid shows ten; a table's
 #: scatter on two principal axes needs a cloud, but not the whole of a large test split.
 SHOWN_IMAGES = 10
 SHOWN_ROWS = 1000
+
+
+def held_out_rows(est: Any, n_rows: int, where: str = "the model") -> np.ndarray:
+    """Indices of the rows that ``est.fit`` held out for validation, in data of ``n_rows`` rows
+    that must be the data it was fitted on (same rows, same order).
+
+    The estimator records the split (``held_out_``): the row indices for data held in memory, the
+    seeded hash for a streamed source. These rows were never trained on, but the validation loss on
+    them chose the kept epoch (and stopped training early), so figures on them are slightly
+    optimistic next to a test split nobody looked at. An InputError (naming ``where``) when the
+    model recorded no split, held out no rows, or was fitted on a different number of rows.
+    """
+    spec = getattr(est, "held_out_", None)
+    if not spec:
+        raise InputError(f"{where} records no validation split (it was saved by an older latentforge); "
+                         f"evaluate it on held-out data of your own, or fit it again.")
+    if int(spec["n_rows"]) != n_rows:
+        raise InputError(f"{where} was fitted on {spec['n_rows']} rows but the data has {n_rows}; --split val "
+                         f"needs the data the model was fitted on.")
+    if "rows" in spec:
+        rows = np.asarray(spec["rows"], dtype=np.int64)
+    else:
+        rows = np.flatnonzero(hash_split(np.arange(n_rows, dtype=np.int64), float(spec["hash_fraction"]),
+                                         int(spec["hash_seed"])))
+    if len(rows) == 0:
+        raise InputError(f"{where} held out no rows for validation (val_fraction 0, or too few rows).")
+    return rows
 
 
 def _group(metrics: dict[str, Any], skipped: dict[str, str], name: str, fn: Callable[[], dict[str, Any]]) -> None:
@@ -66,11 +97,13 @@ def evaluate_estimator(
     if test.kind == "table":
         def table_errors() -> dict[str, Any]:
             columns = est.preprocessor_.columns_
+            numeric = [c["name"] for c in columns if c["role"] == "numeric"]
             errs = ev.table_reconstruction_errors(
-                test.X, est.reconstruct(test.X), [c["name"] for c in columns if c["role"] == "numeric"],
-                [c["name"] for c in columns if c["role"] == "categorical"])
+                test.X, est.reconstruct(test.X), numeric, [c["name"] for c in columns if c["role"] == "categorical"])
             details["column_errors"] = {**{f"RMSE {k}": v for k, v in errs["numeric_rmse"].items()},
                                         **{f"accuracy {k}": v for k, v in errs["categorical_accuracy"].items()}}
+            # the report shows RMSE in standard deviations of each column
+            details["column_std"] = {c: float(np.nanstd(pd.to_numeric(test.X[c], errors="coerce"))) for c in numeric}
             return {k: v for k, v in errs.items() if isinstance(v, (int, float))}
         _group(metrics, skipped, "table reconstruction", table_errors)
 
