@@ -207,6 +207,25 @@ def test_auxk_revives_dead_latents(data):
     assert revived(1 / 32) >= 0.5
 
 
+@pytest.mark.parametrize("n_dead", [0, 5, 40])  # none, fewer than aux_k, more than aux_k
+def test_auxk_loss_is_the_dead_latents_top_k_reconstructing_the_residual(n_dead):
+    module = build_sae("topk", 8, 48, k=3, aux_k=12)
+    module.initialize(torch.randn(256, 8))
+    dead = torch.zeros(48, dtype=torch.bool)
+    dead[torch.randperm(48, generator=torch.Generator().manual_seed(n_dead))[:n_dead]] = True
+    module.tokens_since_fired.copy_(torch.where(dead, module.dead_tokens, 0))
+    pre, residual = torch.randn(32, 48), torch.randn(32, 8)
+    loss = module.auxk_loss(residual, pre)
+    # the slow obvious version: per token, keep the aux_k largest dead pre-activations (ReLU'd)
+    codes = torch.zeros(32, 48)
+    for i in range(32):
+        order = [j for j in torch.argsort(pre[i], descending=True).tolist() if dead[j]][:12]
+        codes[i, order] = pre[i, order].clamp_min(0)
+    weight = (1 / 32) * min(1.0, n_dead / 12)
+    expected = weight * (codes @ module.W_dec.detach() - residual).pow(2).sum(1).mean()
+    assert float(loss.detach()) == pytest.approx(float(expected), rel=1e-5, abs=1e-7)
+
+
 def test_unknown_architecture_and_settings_that_do_not_apply():
     X = np.random.default_rng(0).standard_normal((100, 4)).astype(np.float32)
     with pytest.raises(InputError, match="unknown SAE architecture 'topkk'"):

@@ -227,13 +227,23 @@ class SparseAutoencoderModule(TrainHooks, nn.Module):
         """Gao et al.'s AuxK: the top-``aux_k`` dead latents reconstruct the residual (scaled by the
         share of dead latents, as SAELens does), so dead latents get gradient and come back."""
         dead = self.tokens_since_fired >= self.dead_tokens
-        if pre.device.type == "cpu" and not bool(dead.any()):  # on CPU the check is free and saves a top-k
-            return pre.new_zeros(())
-        k = min(self.aux_k, self.n_features)
-        # live latents are masked to -inf, so fewer than k dead ones leave zeros (after the ReLU)
-        values, indices = pre.masked_fill(~dead, float("-inf")).topk(k, dim=1)
-        codes = SparseCodes.per_row(values.clamp_min(0), indices, self.n_features)
-        aux = codes.decode(self.W_dec)
+        if pre.device.type == "cpu":
+            # on CPU looking at the dead set is free: skip AuxK when none is dead, else work on the
+            # dead columns only (a few percent of F) with a dense product, much cheaper here than
+            # embedding_bag and its backward
+            dead_columns = dead.nonzero().squeeze(1)
+            if len(dead_columns) == 0:
+                return pre.new_zeros(())
+            codes = pre[:, dead_columns].clamp_min(0)
+            if len(dead_columns) > self.aux_k:  # keep each token's aux_k largest
+                kth = codes.detach().topk(self.aux_k, dim=1).values[:, -1:]
+                codes = codes * (codes >= kth)
+            aux = codes @ self.W_dec[dead_columns]
+        else:
+            # no host sync on an accelerator: live latents are masked to -inf, so fewer than k dead
+            # ones leave zeros (after the ReLU)
+            values, indices = pre.masked_fill(~dead, float("-inf")).topk(min(self.aux_k, self.n_features), dim=1)
+            aux = SparseCodes.per_row(values.clamp_min(0), indices, self.n_features).decode(self.W_dec)
         weight = self.aux_coefficient * (dead.sum().float() / self.aux_k).clamp(max=1.0)
         return weight * (aux - residual).pow(2).sum(1).mean()
 
