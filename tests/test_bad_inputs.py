@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import errno
 import os
 import shutil
 import signal
@@ -100,6 +101,11 @@ class Case:
     code: int = 2
     kind: str = ""          # the defect class (issue 12) it keeps fixed
     tags: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _write_bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
 
 
 def _write(path: Path, text: str) -> Path:
@@ -401,6 +407,9 @@ CASES: dict[str, Case] = {
     "embed a csv with a repeated column name": Case(lambda w: ["embed", w / "model", _write(w / "dup.csv", "id,a,b,c,a\n" + "".join(
         f"r{i},{i},{i % 3},{i},{i * 2}\n" for i in range(30))), "--out", w / "e.csv"], "more than one column named 'a'",
         kind="14"),
+    # 13. found by the reader fuzzing: a header that is not UTF-8 was an internal UnicodeDecodeError
+    "embed a csv whose header is not utf-8": Case(lambda w: ["embed", w / "model", _write_bytes(
+        w / "latin.csv", "id,\xe2ge,b\n".encode("latin-1") + b"r0,1,2\n"), "--out", w / "e.csv"], "not UTF-8", kind="13"),
 }
 
 
@@ -741,3 +750,125 @@ def test_fuzz_the_cli_only_exits_0_or_2(fitted, tmp_path, capsys, data):
     if code == 2:
         assert_one_line_error(err, "")
         assert not out.exists()
+
+
+# -- a full disk: a write the machine refuses ------------------------------------------------------
+def _enospc(path: Any = None) -> OSError:
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path) if path else None)
+
+
+def test_a_full_disk_while_saving_a_model_keeps_the_old_one(work, capsys, monkeypatch):
+    """The save writes half a file and the disk is full: exit 2 in one line, the model already at
+    --out is untouched and still loads, and no temporary is left beside it."""
+    import latentforge.artifacts as artifacts
+
+    before = listing(work / "model")
+    real_write = artifacts._fsync_write
+
+    def full_after_half(path: Path, data: bytes) -> None:
+        real_write(path, data[: len(data) // 2])
+        raise _enospc(path)
+
+    monkeypatch.setattr(artifacts, "_fsync_write", full_after_half)
+    code, _, err = run(["fit", work / "data.csv", "--out", work / "model", *FAST], capsys)
+    assert code == 2, err
+    notice, error = err.splitlines(keepends=True)  # "replacing the model at ...", then the error
+    assert notice.startswith("replacing the model")
+    assert_one_line_error(error, "No space left on device")
+    assert listing(work / "model") == before
+    assert not [p.name for p in work.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+    assert Autoencoder.load(work / "model").n_features_in_ > 0
+
+
+def test_a_full_disk_while_streaming_embeddings_leaves_no_file(work, capsys, monkeypatch):
+    import pyarrow.parquet as pq
+
+    written = []
+
+    def full_after_one(self, table, *args, **kwargs):
+        if written:
+            raise _enospc()
+        written.append(len(table))
+
+    big = pd.concat([_frame()] * 3000, ignore_index=True)  # 90,000 rows: more than one write
+    big.to_parquet(work / "big.parquet")
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", full_after_one)
+    out = work / "emb.parquet"
+    code, _, err = run(["embed", work / "model", work / "big.parquet", "--out", out], capsys)  # batches of 65,536
+    assert code == 2, err
+    assert_one_line_error(err, "No space left on device")
+    assert written and not out.exists()
+    assert not [p.name for p in work.iterdir() if ".tmp-" in p.name]
+
+
+def test_other_os_errors_stay_internal_errors(work, capsys, monkeypatch):
+    """Only the storage errnos are the machine's refusal; anything else is still reported as a bug."""
+    import latentforge.artifacts as artifacts
+
+    def broken(path: Path, data: bytes) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(artifacts, "_fsync_write", broken)
+    code, _, err = run(["fit", work / "data.csv", "--out", work / "m2", *FAST], capsys)
+    assert code == 1 and err.startswith("internal error: OSError") and not (work / "m2").exists()
+
+
+# -- reader fuzzing: damaged table and image files -------------------------------------------------
+READER_FUZZ = settings(max_examples=_EXTRA or 25, deadline=5000, database=None, derandomize=not _EXTRA,
+                       suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+def _damage(raw: bytes, cut: int, flips: list[int], junk: bytes) -> bytes:
+    data = bytearray(raw)
+    for i in flips:
+        data[i % len(data)] ^= 0xFF
+    return (bytes(data[:cut]) if cut < len(data) else bytes(data)) + junk
+
+
+@pytest.fixture(scope="module")
+def table_files(tmp_path_factory) -> dict[str, bytes]:
+    root = tmp_path_factory.mktemp("tables")
+    _frame().to_csv(root / "t.csv", index=False)
+    _frame().to_parquet(root / "t.parquet")
+    return {suffix: (root / f"t{suffix}").read_bytes() for suffix in (".csv", ".parquet")}
+
+
+@READER_FUZZ
+@given(suffix=st.sampled_from([".csv", ".parquet"]), cut=st.integers(0, 3000),
+       flips=st.lists(st.integers(0, 3000), max_size=6), junk=st.binary(max_size=48))
+def test_fuzz_damaged_tables_only_exit_0_or_2(fitted, table_files, tmp_path, capsys, suffix, cut, flips, junk):
+    """Truncated, bit-flipped or padded CSV and Parquet files given to `embed`: exit 0 or 2 (one
+    line), never an internal error, and a failed run writes nothing."""
+    data = tmp_path / f"d{len(list(tmp_path.iterdir()))}{suffix}"
+    data.write_bytes(_damage(table_files[suffix], cut, flips, junk))
+    out = data.with_name(data.stem + "-emb.parquet")
+    code, _, err = run(["embed", fitted, data, "--out", out], capsys)
+    assert code in (0, 2), err
+    if code == 2:
+        assert_one_line_error(err, "")
+        assert not out.exists()
+    else:
+        assert len(pd.read_parquet(out)) >= 1
+
+
+@READER_FUZZ
+@given(cut=st.integers(0, 400), flips=st.lists(st.integers(0, 400), max_size=4), junk=st.binary(max_size=32))
+def test_fuzz_damaged_images_load_or_fail_cleanly(tmp_path, cut, flips, junk):
+    """An image folder with one damaged PNG: it loads, or an InputError names the file."""
+    from PIL import Image
+
+    from latentforge.data import load_dataset
+
+    folder = tmp_path / f"imgs{len(list(tmp_path.iterdir()))}"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8)).save(folder / f"ok{i}.png")
+    good = (folder / "ok0.png").read_bytes()
+    (folder / "bad.png").write_bytes(_damage(good, cut, flips, junk))
+    try:
+        ds = load_dataset(str(folder))
+    except InputError as exc:
+        assert "bad.png" in str(exc) and "\n" not in str(exc)
+        return
+    assert ds.X.shape[0] == 4 and np.isfinite(ds.X).all()

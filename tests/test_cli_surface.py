@@ -287,6 +287,21 @@ def test_plain_lines_are_rate_limited_with_first_and_last_epoch():
     assert epochs == sorted(epochs)
 
 
+def test_a_queued_task_counts_its_time_from_its_own_start():
+    """compare adds every run up front (no total yet); a run that starts after 60 s of others must
+    not report those 60 s as its own elapsed time, nor an ETA inflated by them."""
+    clock = Clock()
+    display, stream = _display(True, clock, interval=0.0)
+    with display:
+        task = display.add("  vae-seed0", None)
+        clock.now = 60.0
+        display.update(task, completed=0, total=10)  # the run starts: no line for epoch 0
+        clock.now = 62.0
+        display.update(task, completed=1, total=10)
+    (line,) = stream.getvalue().splitlines()
+    assert line.startswith("vae-seed0: epoch 1/10") and "elapsed 0:02" in line and "ETA 0:18" in line
+
+
 def test_an_early_stop_prints_the_last_epoch_reached():
     clock = Clock()
     display, stream = _display(True, clock)

@@ -15,6 +15,7 @@ scikit-learn, pandas and matplotlib are imported inside the commands that use th
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -1015,8 +1016,18 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: say so briefly, keep the traceback for --debug
         if debug:
             raise
+        if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRORS:
+            # the machine refused the write (full disk, quota, read-only): the atomic writers have
+            # removed their temporaries and left any earlier output as it was
+            where = f" writing {exc.filename}" if exc.filename else ""
+            _echo(f"error: {os.strerror(exc.errno)}{where}; nothing was written and any earlier output is unchanged.")
+            return 2
         _echo(f"internal error: {type(exc).__name__}: {_one_line(exc)} (run again with --debug for the traceback).")
         return 1
+
+
+#: errno values of a write the machine refused: a full disk, a full quota, a read-only file system
+_STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
 def _one_line(exc: BaseException) -> str:

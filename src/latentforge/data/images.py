@@ -76,7 +76,7 @@ def scan_image_folder(path: Path) -> tuple[list[Path], str, tuple[int, int, int]
             with Image.open(f) as im:
                 this_size, mode = im.size, im.mode
         except (UnidentifiedImageError, OSError) as exc:
-            raise InputError(f"an image in {path} cannot be read ({exc}).") from None
+            raise InputError(f"image {f.name} in {path} cannot be read ({exc}).") from None
         if size is None:
             size = this_size
         elif this_size != size:

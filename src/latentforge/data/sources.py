@@ -555,7 +555,11 @@ class CsvSource(_StreamedSource):
         self.block_size = positive_int(block_size, "block_size")
         self._types: dict[str, Any] = {}  # columns re-typed as text after a later block failed to parse
         self._names: list[str] | None = None  # the header with unnamed columns named as pandas names them
-        header = self._open().schema.names
+        try:
+            header = self._open().schema.names
+        except UnicodeDecodeError as exc:  # pyarrow decodes the header's names lazily, here
+            raise InputError(f"{self.path} is not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} at "
+                             f"position {exc.start} of its header); save it as UTF-8.") from None
         check_header(header, self.path)
         if any(not name for name in header):
             self._names = header = [name or f"Unnamed: {i}" for i, name in enumerate(header)]

@@ -174,6 +174,9 @@ class ProgressDisplay:
         if line is None or line.finished:
             return
         if total is not None:
+            if line.total is None:  # a waiting task (a queued compare run) starts its clock now
+                line.started_at = self._clock()
+                line.started_from = completed if completed is not None else line.completed
             line.total = total
         if terms is not None:
             line.terms = terms
@@ -183,7 +186,8 @@ class ProgressDisplay:
             self._finish(line)
         elif line.total is not None and line.completed >= line.total:
             self._finish(line)
-        elif moved and (line.printed_at is None or self._clock() - line.printed_at >= self.interval):
+        elif moved and line.completed > 0 and (  # a run's "started" update (epoch 0) prints nothing
+                line.printed_at is None or self._clock() - line.printed_at >= self.interval):
             self._print(line)
 
     def _finish(self, line: _Line) -> None:

@@ -226,6 +226,8 @@ def _run_one(job: _Job, train: Dataset, test: Dataset, out: str, threads: int, p
         est = Autoencoder(seed=job.seed, verbose=False, label=config.label, id_columns=tuple(config.id_columns), **params)
         report = None if progress is None else (
             lambda rec: progress.put((job.run_id, rec["epoch"], est.epochs, format_terms(rec))))
+        if progress is not None:
+            progress.put((job.run_id, 0, est.epochs, ""))  # the run starts: its clock (and ETA) from here
         if job.parent is not None:
             tracked = _start_tracked(job, est)
             report = _then(report, tracked.log_epoch)
