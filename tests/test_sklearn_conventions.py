@@ -72,6 +72,8 @@ def _checks():
 
 @pytest.mark.parametrize("estimator,check", list(_checks()))
 def test_scikit_learn_check(estimator, check):
+    """Each scikit-learn check asserts itself: it raises (AssertionError, ValueError...) when the
+    estimator breaks the convention it checks, which fails this test."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # latent_dim ≥ features on the checks' tiny tables, etc.
         check(estimator)
