@@ -39,7 +39,34 @@ class _Interrupted(Exception):
     """Ctrl-C, carried past typer (which would turn the KeyboardInterrupt into a silent exit 130)."""
 
 
+def _plain_help_option(option: Any) -> Any:
+    """The ``--help`` flag without typer's value adapter.
+
+    typer ≥ 0.2x builds a pydantic ``TypeAdapter`` for every option it processes, ``--help``
+    included, even when its value is None; that one import (≈ 0.25 s CPU) was most of what
+    ``latentforge datasets`` cost. The flag's value is None or a bool, which need no coercion,
+    so it gets a pass-through. Older or newer typers without the private slot are left alone.
+    """
+    if option is not None and getattr(option, "_runtime_param", False) is None:
+        try:
+            from typer._coercion import PassThroughRuntimeParam
+        except ImportError:
+            return option
+        option._runtime_param = PassThroughRuntimeParam(
+            parameter_info=option.type_descriptor.parameter_info, annotation=bool)
+    return option
+
+
 class _Group(TyperGroup):
+    def get_help_option(self, ctx: Any) -> Any:
+        return _plain_help_option(super().get_help_option(ctx))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:  # the option is cached on the command, so patching it once is enough
+            _plain_help_option(command.get_help_option(ctx))
+        return command
+
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
