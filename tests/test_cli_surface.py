@@ -126,7 +126,7 @@ def test_help_shows_defaults_required_and_flags(capsys):
     code, out, _ = run(["fit", "--help"], capsys)
     assert code == 0
     text = " ".join(out.split())
-    assert "[default: 100]" in text and "[default: 30]" in text and "[required]" in text
+    assert "[default: auto]" in text and "[default: 0.1]" in text and "[required]" in text
     assert "--quiet" in text and "<bool>" not in text and "╭" not in text
 
 

@@ -309,7 +309,8 @@ def test_ard_vae_finds_the_number_of_true_factors(k):
     mix = factors @ rng.normal(size=(k, 20))
     X = (np.tanh(mix) @ rng.normal(size=(20, 20)) / np.sqrt(20) + 0.5 * mix
          + 0.05 * rng.normal(size=(600, 20))).astype(np.float32)
-    ae = Autoencoder(model="ard_vae", latent_dim=8, epochs=100, hidden=(32, 32), lr=3e-3, verbose=False).fit(X)
+    ae = Autoencoder(model="ard_vae", latent_dim=8, epochs=100, batch_size=64, patience=30, hidden=(32, 32), lr=3e-3,
+                     verbose=False).fit(X)
     x = torch.from_numpy(ae.features(X))
     relevance = ae.model_.relevance(x)
     mask = ae.model_.relevant_dimensions(x)

@@ -115,8 +115,10 @@ Split = Annotated[str, typer.Option(
                             "on; they chose the kept epoch), found from the split recorded in the model.")]
 
 # the TrainConfig options, once for fit and compare (tests/test_cli_surface.py checks every one is here)
-Epochs = Annotated[int | None, typer.Option(help=_d("Training epochs.", DEFAULTS.epochs))]
-BatchSize = Annotated[int | None, typer.Option(help=_d("Rows per optimiser step.", DEFAULTS.batch_size))]
+Epochs = Annotated[int | None, typer.Option(help=_d("Training epochs; auto: 100 for images, a budget of ~2,000 steps "
+                                                    "for tables (docs/data.md).", "auto"))]
+BatchSize = Annotated[int | None, typer.Option(help=_d("Rows per optimiser step; auto: 64 for images, from the row count "
+                                                       "for tables.", "auto"))]
 Lr = Annotated[float | None, typer.Option(help=_d("Learning rate (AdamW).", f"{DEFAULTS.lr:g}"))]
 WeightDecay = Annotated[float | None, typer.Option(help=_d("AdamW weight decay.", f"{DEFAULTS.weight_decay:g}"))]
 Schedule = Annotated[str | None, typer.Option(metavar="|".join(SCHEDULES),
@@ -125,7 +127,8 @@ WarmupSteps = Annotated[int | None, typer.Option(help=_d("Steps of linear LR war
 GradClip = Annotated[str | None, typer.Option(metavar="NORM|none", help=_d("Clip the gradient norm at NORM; none "
                                                                            "disables.", DEFAULTS.grad_clip))]
 Patience = Annotated[str | None, typer.Option(metavar="EPOCHS|none", help=_d(
-    "Stop after this many epochs without a better validation loss; none disables.", DEFAULTS.patience))]
+    "Stop after this many epochs without a better validation loss; none disables; auto: 30, or half the epochs "
+    "when more.", "auto"))]
 ValFraction = Annotated[float | None, typer.Option(help=_d(
     "Share of rows held out for validation (early stopping, the kept epoch); 0 disables.", f"{DEFAULTS.val_fraction:g}"))]
 Seed = Annotated[int | None, typer.Option(help=_d("Random seed: initialisation, shuffling, validation split.",
@@ -358,10 +361,10 @@ def fit(
     compile: Compile = False,
     checkpoint_every: CheckpointEvery = None,
     keep_checkpoints: KeepCheckpoints = False,
-    hidden: Annotated[str | None, typer.Option(metavar="SIZES", help=_d("Hidden widths, comma-separated; 'none' (or '' or 0) for a linear encoder and decoder.", ",".join(map(str, ARCH["hidden"]))))] = None,
+    hidden: Annotated[str | None, typer.Option(metavar="SIZES", help=_d("Hidden widths, comma-separated; 'none' (or '' or 0) for a linear encoder and decoder; auto: 512,256 for images, from the rows and features for tables.", "auto"))] = None,
     architecture: Annotated[str | None, typer.Option(metavar="auto|mlp|conv", help=_d("Network kind (auto: conv for images of at least 16x16).", ARCH["kind"]))] = None,
     norm: Annotated[str | None, typer.Option(metavar="none|batch|layer", help=_d("Normalisation layers.", ARCH["norm"]))] = None,
-    sampler: Annotated[str | None, typer.Option(help=_d("Default sampler: auto, prior, gmm, dpmm, empirical.", "auto"))] = None,
+    sampler: Annotated[str | None, typer.Option(help=_d("Default sampler: auto, prior, gmm, dpmm, empirical, two_stage, maf.", "auto"))] = None,
     label: Label = None,
     id_column: IdColumns = None,
     column_type: ColumnTypes = None,
@@ -387,7 +390,8 @@ def fit(
         _check_parameter_names(params, str(config))
     flags = {"model": model, "latent_dim": latent_dim, "architecture": architecture, "norm": norm,
              "sampler": sampler, "label": label,
-             "hidden": None if hidden is None else () if hidden.strip().lower() in ("", "0", "none") else _parse_ints(
+             "hidden": None if hidden is None else () if hidden.strip().lower() in ("", "0", "none") else "auto"
+             if hidden.strip().lower() == "auto" else _parse_ints(
                  hidden, "--hidden"),
              "id_columns": tuple(id_column) if id_column else None,
              "column_types": _parse_pairs(column_type, "--column-type") or None,
@@ -573,7 +577,7 @@ def generate(
     model: ModelDir,
     out: Annotated[Path, typer.Option("--out", "-o", metavar="FILE", show_default=False, help="Output .parquet/.csv (tables) or .npy.")],
     n: Annotated[int, typer.Option("--n", "-n", help="How many samples.")] = 16,
-    sampler: Annotated[str | None, typer.Option(metavar="prior|gmm|dpmm|empirical", help="How to sample codes.  [default: the model's]")] = None,
+    sampler: Annotated[str | None, typer.Option(metavar="prior|gmm|dpmm|empirical|two_stage|maf", help="How to sample codes.  [default: the model's]")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the samples.")] = 0,
     device: Device = "cpu",
 ) -> None:
@@ -762,7 +766,7 @@ def compare(
 def demo(
     dataset: Annotated[str, typer.Option(help="Built-in dataset or file.")] = "digits",
     out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Run folder to write (resumed if it exists).")] = Path("runs/demo"),
-    epochs: Annotated[int | None, typer.Option(help=_d("Training epochs per model.", DEFAULTS.epochs))] = None,
+    epochs: Annotated[int | None, typer.Option(help=_d("Training epochs per model (auto: 100 for images, ~2,000 steps for tables).", "auto"))] = None,
     latent_dim: LatentDim = None,
     seed: Annotated[int, typer.Option(help="Seed of the split and the models.")] = 0,
     quiet: Quiet = False,

@@ -31,6 +31,50 @@ DEFAULT_LATENT_DIM = 8
 ARCHITECTURE_DEFAULTS: dict[str, Any] = {"kind": "auto", "hidden": (512, 256), "activation": "relu",
                                          "norm": "layer", "channels": (32, 64)}
 
+#: the value of ``epochs``, ``batch_size`` and ``hidden`` that leaves them to :func:`auto_plan`
+AUTO = "auto"
+#: optimizer steps the auto rule aims a table's training at (epochs = steps / batches per epoch)
+AUTO_STEP_BUDGET = 2000
+#: epochs and batch size the auto rule keeps for images (the digits-protocol defaults)
+IMAGE_PLAN: dict[str, Any] = {"epochs": 100, "batch_size": 64, "hidden": (512, 256), "patience": 30}
+
+
+def _pow2(x: float) -> int:
+    """The power of two nearest to x (in log scale), at least 1."""
+    return 1 << max(0, round(math.log2(max(x, 1.0))))
+
+
+def auto_plan(n_rows: int, n_features: int, image: bool, batch_size: int | None = None) -> dict[str, Any]:
+    """Epochs, batch size, early-stopping patience and MLP widths for ``"auto"``, from the
+    training rows and input features.
+
+    Images keep the network and budget tuned on the digits protocol (:data:`IMAGE_PLAN`). Tables
+    (the 512-256 network and 100 epochs overfit and overspend on a few hundred rows):
+
+    - batch size: the power of two nearest n_rows / 32, within [32, 256];
+    - epochs: a budget of :data:`AUTO_STEP_BUDGET` optimizer steps, ``ceil(budget / batches per
+      epoch)``, within [5, 200], with the batch size given if one is;
+    - patience: 30 epochs, or half the epochs when that is more (a validation split of a few dozen
+      rows is noisy, and 30 epochs of a small table are only a few hundred steps);
+    - widths: w = the power of two nearest 2 × n_features, within [64, 512]; one hidden layer
+      (w) under 2,000 rows, two (2w, w, capped at 512) under 20,000, else 512-256.
+
+    The rule is stated in docs/data.md; a value the user gives is never replaced.
+    """
+    if image:
+        return dict(IMAGE_PLAN)
+    batch = batch_size or min(256, max(32, _pow2(n_rows / 32)))
+    epochs = min(200, max(5, math.ceil(AUTO_STEP_BUDGET / math.ceil(n_rows / batch))))
+    width = min(512, max(64, _pow2(2 * n_features)))
+    if n_rows < 2_000:
+        hidden: tuple[int, ...] = (width,)
+    elif n_rows < 20_000:
+        hidden = (min(512, 2 * width), width)
+    else:
+        hidden = (512, 256)
+    return {"epochs": epochs, "batch_size": batch, "hidden": hidden, "patience": max(30, math.ceil(epochs / 2))}
+
+
 #: LR schedules: "cosine" to zero over the run, "plateau" (halve when validation stalls), "constant",
 #: "linear_decay" (constant, then linear to zero over the last fifth of the steps, the SAE recipe)
 SCHEDULES = ("cosine", "plateau", "constant", "linear_decay")

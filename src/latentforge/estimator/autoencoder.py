@@ -14,7 +14,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from ..artifacts import Artifact, load_artifact, save_artifact
 from ..config import ARCHITECTURE_DEFAULTS as ARCH
-from ..config import DEFAULT_LATENT_DIM, DEFAULT_MODEL, DEFAULTS, TrainConfig, coerce_value, resolve_device
+from ..config import AUTO, DEFAULT_LATENT_DIM, DEFAULT_MODEL, DEFAULTS, IMAGE_PLAN, TrainConfig, auto_plan, coerce_value, \
+    resolve_device
 from ..data import (
     CsvSource,
     DataSource,
@@ -61,7 +62,15 @@ class Autoencoder(ExtraParamsMixin, TransformerMixin, BaseEstimator):
         Registry name (``latentforge models`` lists them): ``"ae"``, ``"vae"``, ``"swae"``, ...
     latent_dim : int, default 8
         Size of the embedding.
-    epochs, batch_size, lr, weight_decay, schedule, warmup_steps, patience, val_fraction, grad_clip, threads, \
+    epochs, batch_size, patience : int or "auto", default "auto"
+        ``"auto"``: set from the number of training rows (:func:`latentforge.config.auto_plan`:
+        images keep 100 epochs of 64 rows and a patience of 30; tables get a budget of about
+        2,000 steps, patience the larger of 30 and half the epochs). ``patience=None`` disables
+        early stopping.
+    hidden : tuple of int or "auto", default "auto"
+        MLP widths; ``"auto"``: 512-256 for images, for tables from the numbers of rows and
+        features (:func:`latentforge.config.auto_plan`, stated in docs/data.md).
+    lr, weight_decay, schedule, warmup_steps, val_fraction, grad_clip, threads, \
 precision, compile, checkpoint_every, keep_checkpoints
         Training options; defaults and meaning in :class:`latentforge.config.TrainConfig`
         (``threads``: CPU threads; ``precision``: ``"fp32"``, ``"bf16"`` or ``"fp16"``;
@@ -72,10 +81,12 @@ precision, compile, checkpoint_every, keep_checkpoints
     column_types, max_categories, id_columns, label
         Table options. Columns named in ``id_columns``/``label`` may be present in X; they are
         left out of training.
-    sampler : {"auto", "prior", "gmm", "dpmm", "empirical"}, default "auto"
+    sampler : {"auto", "prior", "gmm", "dpmm", "empirical", "two_stage", "maf"}, default "auto"
         How ``sample`` generates by default: the model's own prior, a Gaussian mixture with
         ``gmm_components`` fitted on training codes, a Dirichlet-process mixture (at most
-        ``gmm_components``), resampled training codes (quantised models), or ``"auto"`` (prior
+        ``gmm_components``), resampled training codes (quantised models), a second small VAE
+        fitted on training codes (Dai & Wipf's two-stage VAE), a masked autoregressive flow fitted
+        on training codes (``maf``), or ``"auto"`` (prior
         where the model has one, empirical for quantised models, else gmm).
     seed : int, default 0
         Fixes initialisation, shuffling, validation split and sampling.
@@ -111,6 +122,10 @@ precision, compile, checkpoint_every, keep_checkpoints
         Their reconstruction errors (reference for anomaly scores).
     sampler_kind_ : str
         The sampler ``sample`` uses by default (``"auto"`` resolved).
+    training_plan_ : dict
+        The epochs, batch size and hidden widths the fit used, ``"auto"`` resolved, and which of
+        them were ``"auto"`` (``{"epochs": 200, "batch_size": 32, "hidden": [64], "auto": [...]}``);
+        saved in model.json under ``fitted``.
     n_features_in_ : int
         Number of input columns seen at fit time (scikit-learn's meaning: id and label columns
         included; images: C·H·W). The network's width after preprocessing (one-hot categories,
@@ -140,11 +155,11 @@ precision, compile, checkpoint_every, keep_checkpoints
     hyperparameters = extra_params_property("hyperparameters", "The model's own hyper-parameters (``**hyperparameters``).")
 
     def __init__(
-        self, model: str = DEFAULT_MODEL, latent_dim: int = DEFAULT_LATENT_DIM, *, epochs: int = DEFAULTS.epochs,
-        batch_size: int = DEFAULTS.batch_size, lr: float = DEFAULTS.lr, weight_decay: float = DEFAULTS.weight_decay,
+        self, model: str = DEFAULT_MODEL, latent_dim: int = DEFAULT_LATENT_DIM, *, epochs: int | str = AUTO,
+        batch_size: int | str = AUTO, lr: float = DEFAULTS.lr, weight_decay: float = DEFAULTS.weight_decay,
         schedule: str = DEFAULTS.schedule, warmup_steps: int = DEFAULTS.warmup_steps,
-        patience: int | None = DEFAULTS.patience, val_fraction: float = DEFAULTS.val_fraction, grad_clip: float | None = DEFAULTS.grad_clip,
-        architecture: str = ARCH["kind"], hidden: tuple[int, ...] = ARCH["hidden"],
+        patience: int | None | str = AUTO, val_fraction: float = DEFAULTS.val_fraction, grad_clip: float | None = DEFAULTS.grad_clip,
+        architecture: str = ARCH["kind"], hidden: tuple[int, ...] | str = AUTO,
         channels: tuple[int, ...] = ARCH["channels"], activation: str = ARCH["activation"], norm: str = ARCH["norm"], column_types: dict[str, str] | None = None,
         max_categories: int = 20, id_columns: tuple[str, ...] = (), label: str | None = None, sampler: str = "auto",
         gmm_components: int = 10, seed: int = DEFAULTS.seed, device: str = DEFAULTS.device,
@@ -176,14 +191,36 @@ precision, compile, checkpoint_every, keep_checkpoints
 
     # -- fitting ---------------------------------------------------------------------------
     def _train_config(self) -> TrainConfig:
-        return TrainConfig(**{name: getattr(self, name) for name in TRAIN_OPTIONS})
+        """The training options; ``"auto"`` epochs and batch size as the fit resolved them (before
+        a fit, the image plan stands in, so that the other options can be checked)."""
+        plan = getattr(self, "training_plan_", IMAGE_PLAN)
+        return TrainConfig(**{name: plan[name] if _is_auto(getattr(self, name)) and name in plan else getattr(self, name)
+                              for name in TRAIN_OPTIONS})
+
+    def _architecture(self) -> Architecture:
+        hidden = getattr(self, "training_plan_", IMAGE_PLAN)["hidden"] if _is_auto(self.hidden) else self.hidden
+        return Architecture(kind=self.architecture, hidden=hidden, channels=self.channels,
+                            activation=self.activation, norm=self.norm)
+
+    def _plan(self, config: TrainConfig, n_train: int, input_shape: tuple[int, ...]) -> TrainConfig:
+        """Resolve ``"auto"`` epochs, batch size and widths for n_train training rows of this input
+        shape (``training_plan_``), and return the training options with them."""
+        auto = [name for name in ("epochs", "batch_size", "patience", "hidden") if _is_auto(getattr(self, name))]
+        rule = auto_plan(n_train, int(np.prod(input_shape)), image=len(input_shape) == 3,
+                         batch_size=None if "batch_size" in auto else config.batch_size)
+        chosen = {"epochs": config.epochs, "batch_size": config.batch_size, "patience": config.patience,
+                  "hidden": self.hidden, **{name: rule[name] for name in auto}}
+        self.training_plan_ = {**chosen, "hidden": [int(h) for h in Architecture(hidden=chosen["hidden"]).hidden],
+                               "auto": auto}
+        return self._train_config()
 
     def _checked_params(self) -> TrainConfig:
         """The training options, validated; numbers given as text (a config file, ``--param``,
         ``lr="1e-3"``) become numbers on the estimator too (:func:`latentforge.config.coerce_value`)."""
         config = self._train_config()
         for name in TRAIN_OPTIONS:
-            setattr(self, name, getattr(config, name))
+            if not _is_auto(getattr(self, name)):
+                setattr(self, name, getattr(config, name))
         for name in ("latent_dim", "max_categories", "gmm_components"):
             setattr(self, name, coerce_value(getattr(self, name), int, name))
         return config
@@ -212,8 +249,8 @@ precision, compile, checkpoint_every, keep_checkpoints
             raise unknown_name_error("sampler", self.sampler, SAMPLERS)
         model_class = get_model_class(self.model)
         model_class.resolve_hyperparameters(self.hyperparameters)  # fail before any work
-        arch = Architecture(kind=self.architecture, hidden=self.hidden, channels=self.channels,
-                            activation=self.activation, norm=self.norm)
+        self.__dict__.pop("training_plan_", None)  # a refit plans again
+        self._architecture()  # checks the network options before any work
         X = _resolve_input(X)
         source = X if isinstance(X, DataSource) else None
         named = _has_column_names(X)
@@ -222,9 +259,10 @@ precision, compile, checkpoint_every, keep_checkpoints
             parts = [chunk.data for chunk in iter_chunks(source, shuffle=False)]
             X, source = (pd.concat(parts, ignore_index=True) if source.kind == "table" else np.concatenate(parts)), None
         if source is None:
-            train, val, kept, columns = self._in_memory(X, y, config)
+            train, val, kept, columns, config = self._in_memory(X, y, config)
         else:
-            train, val, kept, columns = self._streamed(source, config)
+            train, val, kept, columns, config = self._streamed(source, config)
+        arch = self._architecture()
         n_features = int(np.prod(self.preprocessor_.input_shape))
         # scikit-learn's n_features_in_: the input's columns (id and label included), images C·H·W
         n_inputs, names = (n_features, None) if columns is None else (len(columns), columns if named else None)
@@ -312,8 +350,9 @@ precision, compile, checkpoint_every, keep_checkpoints
         self.metrics_ = self._fit_metrics(train, val, kept)
 
     def _in_memory(self, X: Any, y: Any, config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor | None,
-                                                                        torch.Tensor, Any]:
-        """(train rows, validation rows, kept training rows, column names) of data held in memory."""
+                                                                        torch.Tensor, Any, TrainConfig]:
+        """(train rows, validation rows, kept training rows, column names, planned training options)
+        of data held in memory."""
         if isinstance(X, Dataset) and y is None:
             y = X.y
         data = as_model_input(X)
@@ -336,11 +375,12 @@ precision, compile, checkpoint_every, keep_checkpoints
         self.held_out_ = {"n_rows": n, "rows": np.sort(val_idx).tolist()}
         keep = np.random.default_rng(self.seed).permutation(len(train_idx))[:MAX_SAVED_CODES]
         kept = flat[train_idx[np.sort(keep)]]
+        config = self._plan(config, len(train_idx), pre.input_shape)
         return flat[train_idx], flat[val_idx] if len(val_idx) else None, kept, \
-            data.columns if isinstance(data, pd.DataFrame) else None
+            data.columns if isinstance(data, pd.DataFrame) else None, config
 
     def _streamed(self, source: DataSource, config: TrainConfig) -> tuple[StreamBatches, StreamBatches | None,
-                                                                          torch.Tensor, Any]:
+                                                                          torch.Tensor, Any, TrainConfig]:
         """The same for a streamed source: preprocessing fitted in one pass, batches read per epoch."""
         if source.kind == "table":
             wanted = [*self.id_columns, *([self.label] if self.label else [])]
@@ -369,6 +409,7 @@ precision, compile, checkpoint_every, keep_checkpoints
         n_val = counted["val"]
         if n - n_val < 1:
             raise InputError(f"the validation split leaves no training rows in {source.name}.")
+        config = self._plan(config, n - n_val, pre.input_shape)
         transform = lambda raw: pre.transform(raw).reshape(len(raw), -1)  # noqa: E731
         # all-numeric Parquet/array columns: read straight to NumPy features (the same stream, bit for bit)
         fast = numeric_view(source, pre) if source.kind == "table" else None
@@ -377,7 +418,7 @@ precision, compile, checkpoint_every, keep_checkpoints
                              val_cache_bytes=VALIDATION_CACHE_BYTES, row_width=int(np.prod(pre.input_shape)))
         # a seeded shuffled sample of training rows (epoch 0 is never trained on)
         train, val, kept = split.train, split.val, split.sample(MAX_SAVED_CODES)
-        return train, val, kept, source.columns if source.kind == "table" else None
+        return train, val, kept, source.columns if source.kind == "table" else None, config
 
     def _fit_metrics(self, train: torch.Tensor | StreamBatches, val: torch.Tensor | StreamBatches | None,
                      kept: torch.Tensor) -> dict[str, Any]:
@@ -603,7 +644,8 @@ precision, compile, checkpoint_every, keep_checkpoints
             "fitted": {"sampler": self.sampler_kind_,
                        "feature_names_in": [str(c) for c in getattr(self, "feature_names_in_", [])],
                        "n_features_in": int(self.n_features_in_),
-                       "held_out": getattr(self, "held_out_", None)},
+                       "held_out": getattr(self, "held_out_", None),
+                       "training_plan": getattr(self, "training_plan_", None)},
         }
         tensors = {f"model.{k}": v for k, v in self.model_.state_dict().items()}
         tensors["codes.train"] = torch.from_numpy(self.train_codes_)
@@ -650,6 +692,8 @@ precision, compile, checkpoint_every, keep_checkpoints
             est.model_ = net
             est.sampler_kind_ = str(fitted["sampler"])
             est.held_out_ = fitted.get("held_out")  # None for models saved before it was recorded
+            if fitted.get("training_plan"):
+                est.training_plan_ = fitted["training_plan"]
             est._check_sampler(est.sampler_kind_)
             est.train_codes_ = art.tensors["codes.train"].numpy()
             est.train_errors_ = art.tensors["errors.train"].numpy()
@@ -799,6 +843,10 @@ def _torch_data_types() -> tuple[type, ...]:
     from torch.utils.data import Dataset as TorchDataset
 
     return (TorchDataset, DataLoader)
+
+
+def _is_auto(value: Any) -> bool:
+    return isinstance(value, str) and value == AUTO
 
 
 def load(path: str | Path, device: str = "cpu") -> Autoencoder:

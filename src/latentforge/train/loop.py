@@ -157,7 +157,10 @@ def train_model(
 
     groups = model.parameter_groups(config.weight_decay)  # models may set their own weight decay
     params = [p for g in groups for p in g["params"]]
-    optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+    # the fused kernel updates every tensor in one pass: on CPU the per-tensor loop PyTorch uses by
+    # default was a quarter of a small table's step time
+    fused = device.type in ("cpu", "cuda") and all(p.is_floating_point() for p in params)
+    optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay, fused=fused or None)
     scheduler = make_scheduler(optimizer, config, config.epochs * spe)
     per_step = scheduler is not None and not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
     model.begin_training(config.epochs * spe, config.batch_size)

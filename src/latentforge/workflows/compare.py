@@ -224,10 +224,11 @@ def _run_one(job: _Job, train: Dataset, test: Dataset, out: str, threads: int, p
     try:
         params = {**config.shared, **{k: v for k, v in spec.items() if k != "name"}}
         est = Autoencoder(seed=job.seed, verbose=False, label=config.label, id_columns=tuple(config.id_columns), **params)
+        # the planned epochs ("auto" resolved) are known once fit has seen the data
         report = None if progress is None else (
-            lambda rec: progress.put((job.run_id, rec["epoch"], est.epochs, format_terms(rec))))
-        if progress is not None:
-            progress.put((job.run_id, 0, est.epochs, ""))  # the run starts: its clock (and ETA) from here
+            lambda rec: progress.put((job.run_id, rec["epoch"], est.training_plan_["epochs"], format_terms(rec))))
+        if progress is not None:  # the run starts: its clock (and ETA) from here
+            progress.put((job.run_id, 0, est.epochs if isinstance(est.epochs, int) else None, ""))
         if job.parent is not None:
             tracked = _start_tracked(job, est)
             report = _then(report, tracked.log_epoch)
