@@ -3,6 +3,10 @@
 ``gmm``: scikit-learn ``GaussianMixture`` (full covariance). ``dpmm``: ``BayesianGaussianMixture``
 with a Dirichlet-process prior on the weights (it switches off unneeded components).
 ``empirical``: resample training codes (for quantised models, whose codes are discrete).
+``two_stage``: a second small VAE fitted on the codes, sampled by decoding N(0, I) through it
+(Dai & Wipf 2019; see ``two_stage_sampler``).
+``maf``: a masked autoregressive flow fitted by maximum likelihood on the standardised codes
+(Papamakarios et al. 2017; see ``flow_sampler``).
 Samplers are fitted from the training codes saved in the artifact, so nothing but arrays is stored.
 """
 
@@ -12,7 +16,7 @@ import numpy as np
 
 from ..errors import InputError, unknown_name_error
 
-CODE_SAMPLERS = ("gmm", "dpmm", "empirical")
+CODE_SAMPLERS = ("gmm", "dpmm", "empirical", "two_stage", "maf")
 
 
 class GaussianMixtureSampler:
@@ -59,4 +63,12 @@ def fit_code_sampler(kind: str, codes: np.ndarray, seed: int = 0, n_components: 
         raise InputError("fitting a code sampler needs at least 2 training codes.")
     if kind == "empirical":
         return EmpiricalCodeSampler(codes)
+    if kind == "two_stage":
+        from .two_stage_sampler import TwoStageVAESampler
+
+        return TwoStageVAESampler.fit(codes, seed)
+    if kind == "maf":
+        from .flow_sampler import MAFSampler
+
+        return MAFSampler.fit(codes, seed)
     return GaussianMixtureSampler.fit(codes, n_components, seed, dirichlet_process=kind == "dpmm")

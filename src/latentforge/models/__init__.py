@@ -13,26 +13,37 @@ from .ae import AE
 from .ard_vae import ARDVAE
 from .bae import BAE
 from .base import BaseAutoencoder
+from .beta_tc_vae import BetaTCVAE
 from .beta_vae import BetaVAE
 from .blocks import Architecture
 from .cae import CAE
 from .dae import DAE
+from .factor_vae import FactorVAE
+from .iaf_vae import IAFVAE
 from .info_vae import InfoVAE
 from .iwae import CIWAE, IWAE, MIWAE, PIWAE
 from .lorae import LoRAE
 from .matryoshka_ae import MatryoshkaAE
+from .planar_vae import PlanarVAE
 from .qlae import QLAE
+from .radial_vae import RadialVAE
+from .rae import RAE
+from .svae import SVAE
 from .swae import SWAE
 from .topk_ae import TopKAE
 from .vae import VAE
+from .vamp import VAMP
 from .vq_vae import VQVAE
 from .wae_mmd import WAEMMD
 
 MODELS: dict[str, type[BaseAutoencoder]] = {
     "ae": AE, "dae": DAE, "cae": CAE, "lorae": LoRAE, "topk_ae": TopKAE, "matryoshka_ae": MatryoshkaAE,
     "vae": VAE, "beta_vae": BetaVAE, "iwae": IWAE, "miwae": MIWAE, "piwae": PIWAE, "ciwae": CIWAE,
-    "info_vae": InfoVAE, "wae_mmd": WAEMMD, "ard_vae": ARDVAE, "swae": SWAE, "vq_vae": VQVAE, "qlae": QLAE,
+    "info_vae": InfoVAE, "wae_mmd": WAEMMD, "ard_vae": ARDVAE,
+    "beta_tc_vae": BetaTCVAE, "factor_vae": FactorVAE, "vamp": VAMP,
+    "planar_vae": PlanarVAE, "radial_vae": RadialVAE, "iaf_vae": IAFVAE, "swae": SWAE, "vq_vae": VQVAE, "qlae": QLAE,
     "bae": BAE,
+    "rae": RAE, "svae": SVAE,
 }
 
 

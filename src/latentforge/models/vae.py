@@ -58,12 +58,16 @@ class VAE(BaseAutoencoder):
         """log p(z) summed over the last dimension; N(0, I) here, overridden by other priors."""
         return gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z))
 
+    def posterior_draws(self, q: dict[str, torch.Tensor], n_samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """n_samples reparameterised draws z ~ q(z|x), (K, N, d), and log q(z|x), (K, N), from the
+        encoding ``q``; flow posteriors (``models.flows``) override this."""
+        std = (0.5 * q["logvar"]).exp()
+        z = q["mu"] + std * torch.randn(n_samples, *q["mu"].shape, device=q["mu"].device)
+        return z, gaussian_log_density(z, q["mu"], q["logvar"])
+
     def log_importance_weights(self, x: torch.Tensor, n_samples: int) -> torch.Tensor:
         """log p(x, z_k) − log q(z_k | x) for K = n_samples posterior draws, shaped (K, N)."""
-        q = self.encode(x)
-        std = (0.5 * q["logvar"]).exp()
-        z = q["mu"] + std * torch.randn(n_samples, *q["mu"].shape, device=x.device)    # (K, N, d)
-        log_q = gaussian_log_density(z, q["mu"], q["logvar"])
+        z, log_q = self.posterior_draws(self.encode(x), n_samples)    # (K, N, d), (K, N)
         log_prior = self.prior_log_density(z)
         out = self.decode(z.reshape(-1, z.shape[-1]))
         log_px = -self.likelihood.nll(out, x.repeat(n_samples, 1)).view(n_samples, -1)
