@@ -15,7 +15,7 @@ from latentforge.errors import InputError
 from latentforge.models import Architecture, build_model
 from latentforge.models.cae import jacobian_frobenius_sq
 from latentforge.evaluate import effective_rank
-from latentforge.models.matryoshka_ae import parse_prefix_sizes
+from latentforge.models.matryoshka_ae import nested_dropout_probabilities, parse_prefix_sizes
 
 from conftest import FAST
 
@@ -259,7 +259,7 @@ def test_matryoshka_prefix_sizes_are_parsed_clipped_and_checked():
 def test_matryoshka_loss_sums_zero_filled_prefix_reconstructions():
     torch.manual_seed(0)
     model = build_model("matryoshka_ae", (6,), [("gaussian", 0, 6)], 5, Architecture(hidden=(8,)),
-                        {"prefix_sizes": "1,3"})
+                        {"prefix_sizes": "1,3", "prefix_decoder": "shared", "weighting": "uniform"})
     x = torch.randn(4, 6)
     z = model.encode(x)["z"]
     expected = 0.0
@@ -273,6 +273,104 @@ def test_matryoshka_loss_sums_zero_filled_prefix_reconstructions():
     torch.testing.assert_close(model.decode_prefix(z[:, :3]), model.decode(torch.cat([z[:, :3], torch.zeros(4, 2)], 1)))
     with pytest.raises(InputError, match="between 1 and 5"):
         model.decode_prefix(torch.zeros(4, 6))
+
+
+def test_matryoshka_size_weighting_scales_each_term_by_its_share_of_the_code():
+    torch.manual_seed(0)
+    model = build_model("matryoshka_ae", (6,), [("gaussian", 0, 6)], 8, Architecture(hidden=(8,)),
+                        {"prefix_sizes": "2,4", "prefix_decoder": "shared", "weighting": "size"})
+    x = torch.randn(5, 6)
+    terms = model.loss(x)
+    expected = 0.25 * terms["reconstruction_2"] + 0.5 * terms["reconstruction_4"] + terms["reconstruction"]
+    torch.testing.assert_close(terms["total"], expected)
+    model.hp["weighting"] = "sqrt_size"
+    terms = model.loss(x)
+    expected = 0.5 * terms["reconstruction_2"] + 0.5 ** 0.5 * terms["reconstruction_4"] + terms["reconstruction"]
+    torch.testing.assert_close(terms["total"], expected)
+
+
+def _mlp_from(first: torch.nn.Module, rest: torch.nn.Sequential, z: torch.Tensor) -> torch.Tensor:
+    """An obvious forward pass: one first layer, then the remaining layers in order."""
+    h = first(z)
+    for layer in rest:
+        h = layer(h)
+    return h
+
+
+@pytest.mark.parametrize("kind", ["first_layer", "separate"])
+def test_matryoshka_per_size_decoders_read_only_their_prefix(kind):
+    torch.manual_seed(0)
+    model = build_model("matryoshka_ae", (6,), [("gaussian", 0, 6)], 6, Architecture(hidden=(8,)),
+                        {"prefix_sizes": "2,4", "prefix_decoder": kind})
+    z = torch.randn(7, 6)
+    pad = torch.nn.functional.pad
+    # an unlisted m: the largest listed size below it (extra units ignored), or the smallest one, zero-filled
+    for m, listed, i in ((1, 2, 0), (2, 2, 0), (3, 2, 0), (4, 4, 1), (5, 4, 1)):
+        zm = pad(z[:, :m], (0, listed - m))[:, :listed]
+        if kind == "first_layer":   # its own first layer (reading `listed` units), the shared layers after it
+            expected = _mlp_from(model.prefix_first_layers[i], model.decoder[1:], zm)
+        else:                       # a whole decoder of its own
+            expected = model.prefix_decoders[i](zm)
+        torch.testing.assert_close(model.decode_prefix(z[:, :m]), expected)
+    torch.testing.assert_close(model.decode_prefix(z), model.decoder(z))        # the full code: the main decoder
+    moved = z.clone()
+    moved[:, 2:] += 5.0                        # units after the listed size 2 do not reach its part
+    torch.testing.assert_close(model.decode_prefix(moved[:, :3]), model.decode_prefix(z[:, :3]))
+    # changing the main decoder's first layer moves the full code's output, never a prefix's
+    before = {m: model.decode_prefix(z[:, :m]).detach() for m in (2, 3, 6)}
+    with torch.no_grad():
+        model.decoder[0].weight.add_(1.0)
+        model.decoder[0].bias.add_(1.0)
+    for m in (2, 3):
+        torch.testing.assert_close(model.decode_prefix(z[:, :m]), before[m])
+    assert not torch.allclose(model.decode_prefix(z), before[6])
+    # a prefix term's gradient reaches its own part and not the main decoder's first layer
+    x = torch.randn(7, 6)
+    model.zero_grad()
+    model.likelihood.nll(model.decode_prefix(model.encode(x)["z"][:, :2]), x).mean().backward()
+    own = model.prefix_first_layers[0] if kind == "first_layer" else model.prefix_decoders[0]
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in own.parameters())
+    assert model.decoder[0].weight.grad is None or model.decoder[0].weight.grad.abs().sum() == 0
+    shared_later = model.decoder[-1].weight.grad          # the shared layers after the first: only for first_layer
+    assert (shared_later is not None and shared_later.abs().sum() > 0) == (kind == "first_layer")
+
+
+def test_matryoshka_truncation_distributions_match_their_definitions():
+    from scipy import stats
+
+    d, rho = 6, 0.7
+    p = nested_dropout_probabilities(d, rho).numpy()
+    b = np.arange(1, d + 1)
+    np.testing.assert_allclose(p[:-1], stats.geom.pmf(b[:-1], 1 - rho), rtol=1e-12)  # ρ^(b−1)(1−ρ)
+    assert p[-1] == pytest.approx(stats.geom.sf(d - 1, 1 - rho), rel=1e-12)           # the tail, on b = d
+    assert p.sum() == pytest.approx(1.0, abs=1e-12)
+    arch = Architecture(hidden=(8,))
+    torch.manual_seed(0)
+    n = 60_000
+    for truncation, expected in (("nested", p), ("ordered", np.full(d, 1 / d))):
+        model = build_model("matryoshka_ae", (6,), [("gaussian", 0, 6)], d, arch,
+                            {"truncation": truncation, "nested_rho": rho})
+        counts = np.bincount(model.sample_truncation(n).numpy(), minlength=d + 1)
+        assert counts[0] == 0 and counts.sum() == n                      # lengths are 1…d
+        assert stats.chisquare(counts[1:], expected * n).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("kind", ["shared", "separate"])
+def test_matryoshka_random_truncation_loss_is_the_mean_over_samples_of_their_own_prefix(kind, monkeypatch):
+    torch.manual_seed(0)
+    model = build_model("matryoshka_ae", (6,), [("gaussian", 0, 6)], 6, Architecture(hidden=(8,)),
+                        {"prefix_sizes": "2,4", "prefix_decoder": kind, "truncation": "nested"})
+    b = torch.tensor([1, 2, 3, 4, 5, 6, 2, 6])     # listed, unlisted, below the smallest listed size
+    monkeypatch.setattr(model, "sample_truncation", lambda n: b)
+    x = torch.randn(8, 6)
+    model.train()
+    terms = model.loss(x)
+    z = model.encode(x)["z"]
+    slow = torch.stack([model.likelihood.nll(model.decode_prefix(z[i:i + 1, :int(b[i])]), x[i:i + 1])[0]
+                        for i in range(8)]).mean()
+    torch.testing.assert_close(terms["total"], slow)
+    model.eval()                                           # validation: the deterministic fixed-list loss
+    assert set(model.loss(x)) == {"reconstruction_2", "reconstruction_4", "reconstruction", "total"}
 
 
 def test_matryoshka_every_prefix_decodes_and_quality_is_monotone(digits_split):

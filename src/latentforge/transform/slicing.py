@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ..data import split_indices
 from ..errors import InputError, unknown_name_error
@@ -112,6 +113,17 @@ def _prefix_decoder(order: str, rotation: VarianceOrder | None, d: int):
     return lambda prefix: np.pad(prefix, ((0, 0), (0, d - prefix.shape[1])))  # zero-fill, as matryoshka_ae trains
 
 
+def _decode_prefix(model: Any, order: str, to_full, prefix: np.ndarray) -> np.ndarray:
+    """Features decoded from code prefixes: a matryoshka_ae's own ``decode_prefix`` (it may have a
+    decoder part per prefix size), else the full-width codes ``to_full`` makes."""
+    net = check_fitted(model).model_
+    if order == "native" and net.name == "matryoshka_ae":
+        with torch.no_grad():
+            out = net.decode_prefix(torch.from_numpy(prefix.astype(np.float32)).to(next(net.parameters()).device))
+            return net.likelihood.mean(out).cpu().numpy().astype(np.float64)
+    return decode_features(model, to_full(prefix))
+
+
 def slicing_curve(
     model: Any, X: Any, y: np.ndarray, sizes: Sequence[int], X_test: Any = None, y_test: np.ndarray | None = None,
     *, order: str = "auto", k: int = 5, test_fraction: float = 0.2, seed: int = 0,
@@ -157,7 +169,7 @@ def slicing_curve(
             "size": int(m),
             "probe_accuracy": linear_probe_accuracy(Z[:, :m], y, Z_test[:, :m], y_test),
             "knn_accuracy": knn_accuracy(Z[:, :m], y, Z_test[:, :m], y_test, k=k),
-            "reconstruction_mse": reconstruction_mse(target, decode_features(model, to_full(Z_test[:, :m]))),
+            "reconstruction_mse": reconstruction_mse(target, _decode_prefix(model, order, to_full, Z_test[:, :m])),
             "order": order,
         })
     return pd.DataFrame(rows)
