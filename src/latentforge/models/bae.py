@@ -1,20 +1,26 @@
 """Bayesian autoencoder with prior selection by distributional sliced-Wasserstein distance.
 
 Tran, Rossi, Milios, Michiardi, Bonilla & Filippone, "Model Selection for Bayesian Autoencoders"
-(NeurIPS 2021). Every weight tensor and bias vector θ_l of the encoder and decoder (or of the
-decoder only, ``bayesian="decoder"``) has a Gaussian prior N(μ_l, σ_l²) with one variance per
-tensor (μ_l = 1 for the gains of normalisation layers, 0 otherwise). This file is the model:
-its weights, prior, posterior storage and predictions. Fitting lives in
-:mod:`latentforge.train.posterior` (``fit_method = "posterior"``) and has two phases:
+(NeurIPS 2021). Every weight of the encoder and decoder (or of the decoder only,
+``bayesian="decoder"``) has a Gaussian prior N(μ, σ²). ``prior_scale`` gives one σ² per tensor
+(``"tensor"``) or per weight (``"weight"``, the paper's code); ``prior_mean`` fixes μ at 0 (1 for
+normalisation gains; ``"zero"``), learns per-weight means from there (``"learned"``) or learns them
+from the weights of an autoencoder pretrained on the data (``"pretrained"``, the paper's code).
+This file is the model: its weights, prior, posterior storage and predictions. Fitting lives in
+:mod:`latentforge.train.posterior` (``fit_method = "posterior"``) and has up to three phases:
 
-1. **Prior selection** (``prior_selection="dswd"``): the log-variances log σ_l² are chosen by
-   minimising DSWD(data, outputs of the autoencoder under weights drawn from the prior) with Adam;
-   the gradient reaches them through reparameterised draws θ_l = μ_l + σ_l ε. This replaces type-II
-   maximum likelihood, whose equivalent is a KL divergence that cannot be estimated from samples.
-   ``"none"`` keeps the fixed prior N(μ_l, ``prior_variance``).
+0. **Pretraining** (``prior_mean="pretrained"``): Adam on the reconstruction NLL for
+   ``pretrain_steps`` steps; the weights become the prior means.
+1. **Prior selection** (``prior_selection="dswd"``): the log-variances (and, unless
+   ``prior_mean="zero"``, the means) are chosen by minimising DSWD(data, outputs of the
+   autoencoder under weights drawn from the prior) with Adam; the gradient reaches them through
+   reparameterised draws θ = μ + σ ε. This replaces type-II maximum likelihood, whose equivalent is
+   a KL divergence that cannot be estimated from samples. ``"none"`` keeps N(μ, ``prior_variance``).
 2. **Posterior sampling** by SGHMC (:mod:`latentforge.train.sghmc`) of p(θ | X) ∝ p(X | θ) p(θ), with the
    reconstruction likelihood p(x | θ) = p(x | decoder_θ(encoder_θ(x))) and minibatch gradients
-   scaled to the whole training set; ``posterior_samples`` weight vectors are kept.
+   scaled to the whole training set, from the initial weights (``chain_start="random"``, the
+   paper's default) or from the prior means (``"prior_mean"``); ``posterior_samples`` weight
+   vectors are kept.
 
 Predictions average over the kept samples: ``embed`` is the posterior mean code, ``reconstruct``
 the posterior-predictive mean E_s[mean(decoder_s(encoder_s(x)))], and ``decode(z)`` returns the
@@ -40,6 +46,9 @@ from .base import BaseAutoencoder
 from .blocks import Architecture
 
 ANOMALY_KINDS = ("expected_recon", "predictive_variance")
+PRIOR_MEANS = ("zero", "learned", "pretrained")
+# exp(-6): the paper's code starts every per-weight log-variance at -6 (σ ≈ 0.05 around the pretrained weights).
+PAPER_PRIOR_VARIANCE = math.exp(-6.0)
 _EVAL_INNER_STEPS = 20    # direction-optimisation steps of the prior-predictive DSWD report (fresh network)
 
 
@@ -51,8 +60,11 @@ class BAE(BaseAutoencoder):
     ``thinning`` SGHMC steps between kept samples (0: spread over the collection window);
     ``step_size`` η, ``friction`` α, ``step_schedule``, ``precondition`` (see :mod:`.sghmc`);
     ``bayesian`` ``"all"`` or ``"decoder"``; ``prior_selection`` ``"dswd"`` or ``"none"``;
-    ``prior_variance`` the fixed prior variance and the start of the selection; ``dswd_*`` the
-    selection's Adam steps, learning rate, batch rows, prior draws per step, projections and
+    ``prior_variance`` the fixed prior variance and the start of the selection; ``prior_mean``
+    ``"zero"``, ``"learned"`` or ``"pretrained"``; ``prior_scale`` ``"tensor"`` or ``"weight"``;
+    ``chain_start`` ``"random"`` or ``"prior_mean"``; ``pretrain_steps``, ``pretrain_lr`` the
+    pretraining's Adam steps and rate; ``dswd_*`` the selection's Adam steps, learning rates
+    (log-variances, means), batch rows, prior draws per step, projections and
     direction-optimisation steps per outer step.
     """
 
@@ -62,21 +74,25 @@ class BAE(BaseAutoencoder):
     hyperparameters = {
         "posterior_samples": 20, "chains": 1, "burn_in": 0.5, "thinning": 0, "step_size": 1e-4, "friction": 0.05,
         "step_schedule": "constant", "precondition": True, "bayesian": "all", "prior_selection": "dswd",
-        "prior_variance": 1.0, "dswd_steps": 100, "dswd_lr": 0.1, "dswd_batch": 32, "dswd_prior_draws": 8,
-        "dswd_projections": 50, "dswd_inner_steps": 5,
+        "prior_variance": PAPER_PRIOR_VARIANCE, "prior_mean": "pretrained", "prior_scale": "weight",
+        "chain_start": "random",
+        "pretrain_steps": 1000, "pretrain_lr": 1e-3, "dswd_steps": 100, "dswd_lr": 0.1, "dswd_mean_lr": 1e-3,
+        "dswd_batch": 32, "dswd_prior_draws": 8, "dswd_projections": 50, "dswd_inner_steps": 5,
     }
     bounds = {
         "posterior_samples": (1, None), "chains": (1, None), "burn_in": (0.0, None), "thinning": (0, None),
         "step_size": (0.0, None), "friction": (0.0, 1.0), "prior_variance": (0.0, None), "dswd_steps": (1, None),
         "dswd_lr": (0.0, None), "dswd_batch": (2, None), "dswd_prior_draws": (1, None), "dswd_projections": (1, None),
-        "dswd_inner_steps": (0, None),
+        "dswd_inner_steps": (0, None), "pretrain_steps": (1, None), "pretrain_lr": (0.0, None),
+        "dswd_mean_lr": (0.0, None),
     }
     #: selected log-variances are kept in a range where draws stay finite in float32.
     LOG_VAR_RANGE = (-18.0, 4.0)
     has_uncertainty = True
     anomaly_kinds = ANOMALY_KINDS
     fit_method = "posterior"  # latentforge.train.posterior: prior selection, then SGHMC
-    choices = {"step_schedule": SGHMC_SCHEDULES, "bayesian": ("all", "decoder"), "prior_selection": ("dswd", "none")}
+    choices = {"step_schedule": SGHMC_SCHEDULES, "bayesian": ("all", "decoder"), "prior_selection": ("dswd", "none"),
+               "prior_mean": PRIOR_MEANS, "prior_scale": ("tensor", "weight"), "chain_start": ("random", "prior_mean")}
 
     def __init__(
         self, input_shape: tuple[int, ...], layout: list[tuple[str, int, int]], latent_dim: int,
@@ -87,13 +103,17 @@ class BAE(BaseAutoencoder):
         if hp["burn_in"] >= 1:
             raise InputError(f"burn_in={hp['burn_in']!r} is longer than the run: it is the share of each chain's "
                              f"epochs spent before collecting samples and must be below 1 (e.g. 0.5).")
-        for key in ("step_size", "friction", "prior_variance", "dswd_lr"):
+        for key in ("step_size", "friction", "prior_variance", "dswd_lr", "dswd_mean_lr", "pretrain_lr"):
             if not hp[key] > 0 or not math.isfinite(hp[key]):
                 raise InputError(f"hyper-parameter {key!r} of model 'bae' must be positive and finite, "
                                  f"got {hp[key]!r}.")
         if hp["chains"] > hp["posterior_samples"]:
             raise InputError(f"chains={hp['chains']} needs at least one posterior sample per chain, but "
                              f"posterior_samples={hp['posterior_samples']}.")
+        if hp["chain_start"] == "prior_mean" and hp["prior_mean"] != "pretrained":
+            raise InputError(f"chain_start='prior_mean' starts SGHMC from the prior means, which needs "
+                             f"prior_mean='pretrained' (got prior_mean={hp['prior_mean']!r}: a chain started at "
+                             f"all-zero weights has no signal to follow).")
         if self.architecture.norm == "batch":
             raise InputError("model 'bae' does not support norm='batch' (batch statistics are not weights a posterior "
                              "sample can carry); use norm='layer' or 'none'.")
@@ -113,7 +133,17 @@ class BAE(BaseAutoencoder):
                 self._group.append(sum(self.bayesian_mask) - 1 if bayes else -1)
         n_groups = sum(self.bayesian_mask)
         n_params = sum(numel for *_, numel in self._layout)
-        self.register_buffer("prior_log_var", torch.full((n_groups,), math.log(hp["prior_variance"])))
+        # Offsets of each Bayesian tensor in the flat vector of Bayesian weights (per-weight hyper-parameters).
+        self._bayes_slice: list[tuple[int, int] | None] = []
+        offset = 0
+        for (_, _, _, numel), bayes in zip(self._layout, self.bayesian_mask):
+            self._bayes_slice.append((offset, offset + numel) if bayes else None)
+            offset += numel if bayes else 0
+        self.n_bayesian = offset
+        n_scale = n_groups if hp["prior_scale"] == "tensor" else self.n_bayesian
+        self.register_buffer("prior_log_var", torch.full((n_scale,), math.log(hp["prior_variance"])))
+        if hp["prior_mean"] != "zero":  # per-weight prior means (absent for zero means: older files load)
+            self.register_buffer("prior_loc", self.constant_prior_loc())
         self.register_buffer("prior_dswd", torch.full((2,), float("nan")))  # DSWD before / after selection
         self.register_buffer("n_train", torch.zeros((), dtype=torch.long))
         self.register_buffer("n_collected", torch.zeros((), dtype=torch.long))
@@ -163,12 +193,48 @@ class BAE(BaseAutoencoder):
             return [self._split(self.weight_tensors())]
         return [self._unflatten(flat) for flat in samples]
 
+    # -- the prior ---------------------------------------------------------------------------
+    def constant_prior_loc(self) -> torch.Tensor:
+        """The default prior means as a flat vector over the Bayesian weights (1 for normalisation gains, else 0)."""
+        parts = [torch.full((numel,), mu) for (_, _, _, numel), bayes, mu in
+                 zip(self._layout, self.bayesian_mask, self._prior_mean) if bayes]
+        return torch.cat(parts) if parts else torch.zeros(0)
+
+    def bayesian_weights(self) -> torch.Tensor:
+        """The current Bayesian weights as one detached flat vector (the layout of ``prior_loc``)."""
+        parts = [p.detach().reshape(-1) for p, bayes in zip(self.weight_tensors(), self.bayesian_mask) if bayes]
+        return torch.cat(parts) if parts else torch.zeros(0)
+
+    def prior_parameters(self, log_var: torch.Tensor | None = None, loc: torch.Tensor | None = None,
+                         ) -> list[tuple[torch.Tensor | float, torch.Tensor] | None]:
+        """(mean μ_l, log-variance) of each tensor's prior, ``None`` for non-Bayesian tensors.
+
+        ``log_var`` (default the model's) has one entry per Bayesian tensor (``prior_scale="tensor"``)
+        or per Bayesian weight (``"weight"``); ``loc`` (default the model's ``prior_loc``, if any) one
+        per Bayesian weight, or none for the constant means. Views, so gradients reach both.
+        """
+        log_var = self.prior_log_var if log_var is None else log_var
+        if loc is None and self.hp["prior_mean"] != "zero":
+            loc = self.prior_loc
+        per_weight = self.hp["prior_scale"] == "weight"
+        out: list[tuple[torch.Tensor | float, torch.Tensor] | None] = []
+        for (_, _, shape, _), cut, g, mu in zip(self._layout, self._bayes_slice, self._group, self._prior_mean):
+            if cut is None:
+                out.append(None)
+                continue
+            a, b = cut
+            out.append((mu if loc is None else loc[a:b].view(shape),
+                        log_var[a:b].view(shape) if per_weight else log_var[g]))
+        return out
+
     def prior_energy(self) -> torch.Tensor:
-        """−log p(θ) + const of the current weights: Σ_l ‖θ_l − μ_l‖² / (2σ_l²) over Bayesian tensors."""
+        """−log p(θ) + const of the current weights: Σ ‖θ − μ‖² / (2σ²) over the Bayesian weights
+        (σ per tensor or per weight, μ constant or per weight)."""
         total = self.prior_log_var.new_zeros(())
-        for p, bayes, g, mu in zip(self.weight_tensors(), self.bayesian_mask, self._group, self._prior_mean):
-            if bayes:
-                total = total + 0.5 * torch.exp(-self.prior_log_var[g]) * (p - mu).pow(2).sum()
+        for p, prior in zip(self.weight_tensors(), self.prior_parameters()):
+            if prior is not None:
+                mu, log_var = prior
+                total = total + 0.5 * (torch.exp(-log_var) * (p - mu).pow(2)).sum()
         return total
 
     # -- the interface -------------------------------------------------------------------------
@@ -243,21 +309,24 @@ class BAE(BaseAutoencoder):
         return recon.var(0, correction=0).mean(1)
 
     # -- prior selection -----------------------------------------------------------------------
-    def prior_outputs(self, x: torch.Tensor, log_var: torch.Tensor, draws: int, gen: torch.Generator) -> torch.Tensor:
+    def prior_outputs(self, x: torch.Tensor, log_var: torch.Tensor, draws: int, gen: torch.Generator,
+                      loc: torch.Tensor | None = None) -> torch.Tensor:
         """Expected outputs for x under ``draws`` weight sets drawn from the prior, (draws·N, D).
 
         Draws are reparameterised (θ = μ + exp(log_var / 2) ε), so the result is differentiable in
-        ``log_var``; non-Bayesian tensors keep their current values.
+        ``log_var`` and in the per-weight means ``loc`` (default the model's); non-Bayesian tensors
+        keep their current values.
         """
         outs = []
         live = self.weight_tensors()
+        priors = self.prior_parameters(log_var, loc)
         for _ in range(draws):
             weights = []
-            for (_, _, shape, _), p, bayes, g, mu in zip(self._layout, live, self.bayesian_mask, self._group,
-                                                          self._prior_mean):
-                if bayes:
+            for (_, _, shape, _), p, prior in zip(self._layout, live, priors):
+                if prior is not None:
+                    mu, lv = prior
                     eps = torch.randn(shape, generator=gen, device=x.device, dtype=x.dtype)
-                    weights.append(mu + torch.exp(0.5 * log_var[g]) * eps)
+                    weights.append(mu + torch.exp(0.5 * lv) * eps)
                 else:
                     weights.append(p.detach())
             enc, dec = self._split(weights)
@@ -266,18 +335,19 @@ class BAE(BaseAutoencoder):
         return torch.cat(outs)
 
     def prior_predictive_dswd(self, x: torch.Tensor, seed: int = 0, log_var: torch.Tensor | None = None,
-                              draws: int | None = None) -> float:
+                              draws: int | None = None, loc: torch.Tensor | None = None) -> float:
         """DSWD between x and the outputs for x under ``draws`` (default ``dswd_prior_draws``) prior weight draws.
 
-        Uses the prior log-variances ``log_var`` (default: the model's) and a fixed ``seed`` for the
-        draws and directions, so values before and after :func:`latentforge.train.posterior.select_prior` are comparable.
+        Uses the prior log-variances ``log_var`` and means ``loc`` (default: the model's) and a fixed
+        ``seed`` for the draws and directions, so values before and after
+        :func:`latentforge.train.posterior.select_prior` are comparable.
         """
         hp = self.hp
         draws = hp["dswd_prior_draws"] if draws is None else int(draws)
         log_var = self.prior_log_var if log_var is None else log_var
         gen = torch.Generator(device=x.device).manual_seed(int(seed))
         with torch.no_grad():
-            out = self.prior_outputs(x, log_var.detach(), draws, gen)
+            out = self.prior_outputs(x, log_var.detach(), draws, gen, None if loc is None else loc.detach())
         d = distributional_sliced_wasserstein(out, x.repeat(draws, 1), p=2,
                                               n_projections=hp["dswd_projections"], family="network",
                                               n_iter=_EVAL_INNER_STEPS, seed=int(seed))

@@ -2,10 +2,12 @@
 DSWD, then SGHMC posterior sampling, through the trainer's device resolution, progress display and
 history records.
 
-Tran et al., "Model Selection for Bayesian Autoencoders" (NeurIPS 2021): the prior's per-tensor
-log-variances are chosen by minimising the distributional sliced-Wasserstein distance between the
-data and the autoencoder's outputs under weights drawn from the prior (:func:`select_prior`); the
-posterior p(θ | X) ∝ p(X | θ) p(θ) is then sampled by SGHMC (:func:`fit_posterior`).
+Tran et al., "Model Selection for Bayesian Autoencoders" (NeurIPS 2021): the prior means start at
+the weights of an autoencoder pretrained on the data (:func:`pretrain`, ``prior_mean="pretrained"``);
+the prior's means and log-variances are then chosen by minimising the distributional
+sliced-Wasserstein distance between the data and the autoencoder's outputs under weights drawn
+from the prior (:func:`select_prior`); the posterior p(θ | X) ∝ p(X | θ) p(θ) is sampled by SGHMC
+(:func:`fit_posterior`), by default from the network's initial weights as in the paper's code.
 """
 
 from __future__ import annotations
@@ -32,14 +34,16 @@ EVAL_ROWS = 128  # rows on which the prior-predictive DSWD is reported before an
 def select_prior(
     model: BAE, X: torch.Tensor, seed: int = 0, on_step: Callable[[int, float], None] | None = None,
 ) -> list[float]:
-    """Choose the per-tensor prior log-variances of ``model`` by minimising the prior-predictive DSWD to X.
+    """Choose the prior hyper-parameters of ``model`` by minimising the prior-predictive DSWD to X.
 
-    ``dswd_steps`` Adam steps (learning rate ``dswd_lr``, cosine-decayed) from log
-    ``prior_variance``; each step draws ``dswd_batch`` rows of X and ``dswd_prior_draws``
-    weight sets, and estimates DSWD with ``dswd_projections`` directions whose push-forward
+    The log-variances (one per tensor or per weight, ``prior_scale``) and, unless
+    ``prior_mean="zero"``, the per-weight means (from ``model.prior_loc``) are optimised by
+    ``dswd_steps`` Adam steps (learning rates ``dswd_lr`` and ``dswd_mean_lr``, cosine-decayed),
+    the log-variances from log ``prior_variance``; each step draws ``dswd_batch`` rows of X and
+    ``dswd_prior_draws`` weight sets, and estimates DSWD with ``dswd_projections`` directions whose push-forward
     distribution (Nguyen et al. 2021) is trained ``dswd_inner_steps`` steps per outer step and
-    carried over between steps. Sets ``prior_log_var`` and ``prior_dswd`` = (DSWD before,
-    after) on up to 128 rows of X; returns the per-step minibatch estimates. Reproducible for
+    carried over between steps. Sets ``prior_log_var`` (and ``prior_loc``) and ``prior_dswd`` =
+    (DSWD before, after) on up to 128 rows of X; returns the per-step minibatch estimates. Reproducible for
     a given ``seed``.
     """
     hp = model.hp
@@ -51,14 +55,19 @@ def select_prior(
     gen = torch.Generator(device=X.device).manual_seed(int(seed) + 1)
     eval_x = X[torch.randperm(n, generator=order)[:EVAL_ROWS].to(X.device)]
     log_var = torch.full_like(model.prior_log_var, math.log(hp["prior_variance"])).requires_grad_(True)
-    start = model.prior_predictive_dswd(eval_x, seed, log_var)
-    optimizer = torch.optim.Adam([log_var], lr=hp["dswd_lr"])
+    groups = [{"params": [log_var], "lr": hp["dswd_lr"]}]
+    loc = None
+    if hp["prior_mean"] != "zero":  # the means are hyper-parameters too (from 0 / 1 or a pretrained autoencoder)
+        loc = model.prior_loc.detach().clone().requires_grad_(True)
+        groups.append({"params": [loc], "lr": hp["dswd_mean_lr"]})
+    start = model.prior_predictive_dswd(eval_x, seed, log_var, loc=loc)
+    optimizer = torch.optim.Adam(groups)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=hp["dswd_steps"])
     directions = PushforwardNet(X.shape[1], X.dtype).to(X.device)  # warm-started across steps
     trace: list[float] = []
     for step in range(hp["dswd_steps"]):
         x = X[torch.randperm(n, generator=order)[:batch].to(X.device)]
-        out = model.prior_outputs(x, log_var, draws, gen)
+        out = model.prior_outputs(x, log_var, draws, gen, loc)
         d = distributional_sliced_wasserstein(out, x.repeat(draws, 1), p=2, n_projections=hp["dswd_projections"],
                                               family="network", n_iter=hp["dswd_inner_steps"],
                                               network=directions, seed=int(seed) * 100_003 + step)
@@ -77,8 +86,44 @@ def select_prior(
             on_step(step + 1, value)
     with torch.no_grad():
         model.prior_log_var.copy_(log_var)
+        if loc is not None:
+            model.prior_loc.copy_(loc)
     end = model.prior_predictive_dswd(eval_x, seed)
     model.prior_dswd.copy_(torch.tensor([start, end]))
+    return trace
+
+
+def pretrain(model: BAE, X: torch.Tensor, seed: int = 0, batch_size: int = 64) -> list[float]:
+    """Fit the autoencoder's weights by Adam on the reconstruction NLL (``pretrain_steps`` steps,
+    learning rate ``pretrain_lr``, minibatches of ``batch_size`` rows); returns the per-step losses.
+
+    The paper's code initialises the prior means at such a pretrained autoencoder (then optimises
+    them with the variances by DSWD); ``prior_mean="pretrained"`` does the same.
+    """
+    hp = model.hp
+    n = len(X)
+    batch = min(batch_size, n)
+    order = torch.Generator().manual_seed(int(seed) + 2)
+    optimizer = torch.optim.Adam(model.weight_tensors(), lr=hp["pretrain_lr"])
+    trace: list[float] = []
+    perm = torch.randperm(n, generator=order)
+    j = 0
+    model.train()
+    for step in range(hp["pretrain_steps"]):
+        if j + batch > n:
+            perm, j = torch.randperm(n, generator=order), 0
+        x = X[perm[j:j + batch].to(X.device)]
+        j += batch
+        loss = model.likelihood.nll(model.decoder(model.encoder(x)), x).mean()
+        if not torch.isfinite(loss):
+            raise TrainingDivergedError(f"pretraining the prior means diverged at step {step + 1}; try a smaller "
+                                        f"pretrain_lr (e.g. {hp['pretrain_lr'] / 10:g}).", 0, step + 1, "pretrain")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        trace.append(float(loss.detach()))
+    for p in model.weight_tensors():
+        p.grad = None
     return trace
 
 
@@ -87,7 +132,8 @@ def fit_posterior(
     progress: bool | None = None, description: str = "bae",
     on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> list[dict[str, float]]:
-    """Select the prior (DSWD or fixed), then sample the posterior with SGHMC; returns the history.
+    """Pretrain the prior means (``prior_mean="pretrained"``), select the prior (DSWD or fixed),
+    then sample the posterior with SGHMC from ``chain_start``; returns the history.
 
     Uses ``config.epochs`` (one chain's length: burn-in + collection), ``batch_size``, ``seed``
     and ``device``; the optimiser settings of :class:`~latentforge.config.TrainConfig` (lr,
@@ -114,7 +160,16 @@ def fit_posterior(
                          f"one batch, got {n}; lower dswd_batch or use prior_selection='none'.")
     model.start_posterior(n)
     total_epochs = burn_epochs + chains * (config.epochs - burn_epochs)
+    initial = [p.detach().clone() for p in model.weight_tensors()]
     with ProgressDisplay(progress) as display:
+        if hp["prior_mean"] == "pretrained":
+            pre_task = display.add(f"{description} pretraining (prior means)", 1)
+            pretrain(model, X, seed=config.seed, batch_size=batch)
+            with torch.no_grad():
+                model.prior_loc.copy_(model.bayesian_weights())
+            display.update(pre_task, completed=1)
+        elif hp["prior_mean"] == "learned":
+            model.prior_loc.copy_(model.constant_prior_loc())
         if dswd:
             prior_task = display.add(f"{description} prior (DSWD)", hp["dswd_steps"])
             select_prior(model, X, seed=config.seed,
@@ -123,6 +178,14 @@ def fit_posterior(
         else:
             model.prior_log_var.fill_(math.log(hp["prior_variance"]))
             model.prior_dswd.fill_(float("nan"))
+        with torch.no_grad():
+            if hp["chain_start"] == "prior_mean":  # Bayesian weights at the (selected) prior means
+                for p, prior in zip(model.weight_tensors(), model.prior_parameters()):
+                    if prior is not None:
+                        p.copy_(prior[0])
+            else:  # the paper's default: the chain starts from a fresh initialisation
+                for p, p0 in zip(model.weight_tensors(), initial):
+                    p.copy_(p0)
         task = display.add(f"{description} SGHMC epochs", total_epochs)
 
         def show(record: dict[str, float]) -> None:
