@@ -625,9 +625,12 @@ def test_sigint_to_a_real_process(work):
     rows.to_csv(work / "big.csv", index=False)
     out = work / "out"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    # a shell without job control starts background jobs with SIGINT ignored, and Python keeps an
+    # inherited SIG_IGN: the child gets the default disposition back, as a terminal would give it
     proc = subprocess.Popen([sys.executable, "-m", "latentforge", "fit", str(work / "big.csv"), "--out", str(out),
                              "--model", "ae", "--latent-dim", "2", "--epochs", "500", "--hidden", "8", "--quiet", "--threads", "1"],
-                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while not (work / "out.checkpoint").exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)  # the first epoch's checkpoint: training is under way
