@@ -8,6 +8,16 @@ import pytest
 import torch
 
 FAST = dict(epochs=3, batch_size=32, hidden=(32,), verbose=False)
+#: the feature layout of digits pixels, for models built directly (without an estimator)
+PIXELS = [("bernoulli", 0, 64)]
+
+
+def pixel_model(name: str, latent: int = 3, **hp):
+    """A small registered model on 8x8 digits pixels, seeded, built without an estimator."""
+    from latentforge.models import Architecture, build_model
+
+    torch.manual_seed(0)
+    return build_model(name, (1, 8, 8), PIXELS, latent, Architecture(hidden=(16,)), hp)
 
 
 @pytest.fixture(autouse=True)
@@ -26,6 +36,11 @@ def digits():
     from latentforge.data import load_builtin
 
     return load_builtin("digits")
+
+
+@pytest.fixture
+def pixels(digits) -> torch.Tensor:
+    return torch.from_numpy(digits.X.reshape(len(digits.X), -1))
 
 
 @pytest.fixture

@@ -11,26 +11,16 @@ import torch
 from scipy import stats
 from torch import distributions as D
 
+from conftest import pixel_model
 from latentforge.models import Architecture, build_model
 from latentforge.models.beta_tc_vae import kl_decomposition
 from latentforge.models.factor_vae import permute_dims
 
-PIXELS = [("bernoulli", 0, 64)]
 
 
 def assert_close(got: torch.Tensor, want: torch.Tensor) -> None:
     # numpy's check: torch.testing's first call imports the distributed stack (seconds)
     np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-5, atol=1e-6)
-
-
-def pixel_model(name: str, latent: int = 3, **hp):
-    torch.manual_seed(0)
-    return build_model(name, (1, 8, 8), PIXELS, latent, Architecture(hidden=(16,)), hp)
-
-
-@pytest.fixture
-def pixels(digits) -> torch.Tensor:
-    return torch.from_numpy(digits.X.reshape(len(digits.X), -1))
 
 
 def posterior_draws(mean_cov: np.ndarray, n: int, std: float, seed: int = 0):

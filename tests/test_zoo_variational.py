@@ -11,7 +11,7 @@ import torch
 from scipy.special import logsumexp
 from torch import distributions as D
 
-from conftest import FAST
+from conftest import FAST, pixel_model
 from latentforge import Autoencoder
 from latentforge.errors import InputError
 from latentforge.models import Architecture, build_model
@@ -20,17 +20,6 @@ from latentforge.models.mmd import imq_kernel, mmd_to_standard_normal, mmd_unbia
 from latentforge.models.vae import gaussian_kl
 
 VAE_TYPE = ["vae", "beta_vae", "iwae", "miwae", "piwae", "ciwae", "info_vae", "ard_vae"]
-PIXELS = [("bernoulli", 0, 64)]
-
-
-def pixel_model(name: str, latent: int = 3, **hp):
-    torch.manual_seed(0)
-    return build_model(name, (1, 8, 8), PIXELS, latent, Architecture(hidden=(16,)), hp)
-
-
-@pytest.fixture
-def pixels(digits) -> torch.Tensor:
-    return torch.from_numpy(digits.X.reshape(len(digits.X), -1))
 
 
 # -- MMD ----------------------------------------------------------------------------------------

@@ -123,8 +123,9 @@ precision, compile, checkpoint_every, keep_checkpoints
     sampler_kind_ : str
         The sampler ``sample`` uses by default (``"auto"`` resolved).
     training_plan_ : dict
-        The epochs, batch size and hidden widths the fit used, ``"auto"`` resolved, and which of
-        them were ``"auto"`` (``{"epochs": 200, "batch_size": 32, "hidden": [64], "auto": [...]}``);
+        The epochs, batch size, patience and hidden widths the fit used, ``"auto"`` resolved, and
+        which of them were ``"auto"`` (``{"epochs": 200, "batch_size": 32, "patience": 100,
+        "hidden": [64], "auto": [...]}``);
         saved in model.json under ``fitted``.
     n_features_in_ : int
         Number of input columns seen at fit time (scikit-learn's meaning: id and label columns
@@ -191,8 +192,8 @@ precision, compile, checkpoint_every, keep_checkpoints
 
     # -- fitting ---------------------------------------------------------------------------
     def _train_config(self) -> TrainConfig:
-        """The training options; ``"auto"`` epochs and batch size as the fit resolved them (before
-        a fit, the image plan stands in, so that the other options can be checked)."""
+        """The training options; ``"auto"`` epochs, batch size and patience as the fit resolved them
+        (before a fit, the image plan stands in, so that the other options can be checked)."""
         plan = getattr(self, "training_plan_", IMAGE_PLAN)
         return TrainConfig(**{name: plan[name] if _is_auto(getattr(self, name)) and name in plan else getattr(self, name)
                               for name in TRAIN_OPTIONS})
@@ -203,7 +204,7 @@ precision, compile, checkpoint_every, keep_checkpoints
                             activation=self.activation, norm=self.norm)
 
     def _plan(self, config: TrainConfig, n_train: int, input_shape: tuple[int, ...]) -> TrainConfig:
-        """Resolve ``"auto"`` epochs, batch size and widths for n_train training rows of this input
+        """Resolve ``"auto"`` epochs, batch size, patience and widths for n_train training rows of this input
         shape (``training_plan_``), and return the training options with them."""
         auto = [name for name in ("epochs", "batch_size", "patience", "hidden") if _is_auto(getattr(self, name))]
         rule = auto_plan(n_train, int(np.prod(input_shape)), image=len(input_shape) == 3,
