@@ -34,7 +34,8 @@ def test_the_table_rule_is_the_documented_formula(n_rows, n_features):
     epochs = min(200, max(5, math.ceil(2000 / math.ceil(n_rows / batch))))
     width = min(512, max(64, _nearest_pow2(2 * n_features)))
     hidden = (width,) if n_rows < 2000 else (min(512, 2 * width), width) if n_rows < 20_000 else (512, 256)
-    assert plan == {"batch_size": batch, "epochs": epochs, "hidden": hidden, "patience": max(30, math.ceil(epochs / 2))}
+    assert plan == {"batch_size": batch, "epochs": epochs, "hidden": hidden, "patience": max(30, math.ceil(epochs / 2)),
+                    "threads": 1}
     # the budget: about 2,000 steps unless a bound binds
     steps = epochs * math.ceil(n_rows / batch)
     assert steps >= 2000 or epochs == 200
@@ -52,7 +53,8 @@ def test_fit_on_a_small_table_uses_the_plan_and_records_it(tmp_path):
     n_train = 300 - len(est.held_out_["rows"])
     expected = auto_plan(n_train, est.preprocessor_.n_features, image=False)
     plan = est.training_plan_
-    assert plan["auto"] == ["epochs", "batch_size", "hidden"]  # patience was given
+    assert plan["auto"] == ["epochs", "batch_size", "hidden"]  # patience and threads were given
+    assert plan["threads"] == 1 and est.get_params()["threads"] == 1
     assert (plan["epochs"], plan["batch_size"], plan["patience"]) == (expected["epochs"], expected["batch_size"], 2)
     assert tuple(est.model_.architecture.hidden) == expected["hidden"] == tuple(plan["hidden"])
     assert est.get_params()["epochs"] == "auto"  # the parameter stays what the user set
@@ -66,15 +68,29 @@ def test_fit_on_a_small_table_uses_the_plan_and_records_it(tmp_path):
 
 
 def test_explicit_settings_are_never_replaced():
-    est = Autoencoder("ae", 2, epochs=3, batch_size=8, hidden=(16,), patience=None, verbose=False).fit(_table(120))
-    assert est.training_plan_ == {"epochs": 3, "batch_size": 8, "patience": None, "hidden": [16], "auto": []}
+    est = Autoencoder("ae", 2, epochs=3, batch_size=8, hidden=(16,), patience=None, threads=2,
+                      verbose=False).fit(_table(120))
+    assert est.training_plan_ == {"epochs": 3, "batch_size": 8, "patience": None, "hidden": [16], "threads": 2,
+                                  "auto": []}
     assert tuple(est.model_.architecture.hidden) == (16,) and len(est.history_) == 3
+
+
+def test_a_table_trains_on_one_thread_and_leaves_the_process_setting_alone():
+    import torch
+
+    seen = []
+    before = torch.get_num_threads()
+    est = Autoencoder("ae", 2, epochs=2, verbose=False).fit(_table(120), on_epoch=lambda record: seen.append(
+        torch.get_num_threads()))
+    assert est.training_plan_["threads"] == 1 and "threads" in est.training_plan_["auto"]
+    assert seen == [1, 1] and torch.get_num_threads() == before  # set for the training only
 
 
 def test_images_keep_the_digits_protocol_defaults():
     digits = load_builtin("digits")
     est = Autoencoder("ae", 2, epochs=1, verbose=False).fit(digits.X[:200])
     assert est.training_plan_["batch_size"] == 64 and est.training_plan_["patience"] == 30
+    assert est.training_plan_["threads"] is None  # PyTorch's default for the conv and 512-256 nets
     assert tuple(est.model_.architecture.hidden) == (512, 256)
     assert auto_plan(1_437, 64, image=True)["epochs"] == 100
 

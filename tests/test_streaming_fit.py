@@ -15,6 +15,15 @@ from latentforge.data import hash_split, open_source
 FAST = dict(epochs=3, hidden=(16,), batch_size=32, verbose=False, threads=1)
 
 
+@pytest.fixture(autouse=True)
+def streamed(monkeypatch):
+    """These files are small enough to be held in memory after one read; the tests here are about
+    the stream, so they read it every epoch (the held path has its own tests at the end)."""
+    import latentforge.estimator.autoencoder as autoencoder
+
+    monkeypatch.setattr(autoencoder, "HOLD_IN_MEMORY_BYTES", 0)
+
+
 @pytest.fixture(scope="module")
 def table(tmp_path_factory):
     root = tmp_path_factory.mktemp("stream")
@@ -224,3 +233,61 @@ def test_setting_validation_rows_aside_changes_nothing_but_the_reads(data, numer
     drop = lambda h: {k: v for k, v in h.items() if k != "seconds"}  # noqa: E731
     assert [drop(h) for h in kept.history_] == [drop(h) for h in every.history_]
     assert kept.metrics_ == every.metrics_
+
+
+def _counting_fragment_reads(monkeypatch) -> list:
+    from latentforge.data import sources
+
+    reads = []
+    read_fragment = sources.ParquetSource.read_fragment
+    monkeypatch.setattr(sources.ParquetSource, "read_fragment", lambda self, f: reads.append(f) or read_fragment(self, f))
+    return reads
+
+
+def test_a_small_source_is_read_once_and_trained_on_in_memory(table, monkeypatch, tmp_path):
+    import latentforge.estimator.autoencoder as autoencoder
+
+    root, frame = table
+    reads = _counting_fragment_reads(monkeypatch)
+    monkeypatch.setattr(autoencoder, "HOLD_IN_MEMORY_BYTES", 256 << 20)
+    options = dict(id_columns=("id",), **{**FAST, "epochs": 6})
+    held = Autoencoder("ae", 2, **options).fit(root / "parts")
+    n_fragments = len(set(reads))
+    # the statistics pass and one read of the training and of the validation rows, whatever the epochs
+    assert len(reads) == 3 * n_fragments and len(held.history_) == 6
+    # the same hash split as the stream, the same preprocessing as the rows in memory
+    n_val = int(hash_split(np.arange(len(frame)), 0.1, 0).sum())
+    assert (held.metrics_["n_val"], held.metrics_["n_train"]) == (n_val, len(frame) - n_val)
+    assert held.held_out_ == {"n_rows": len(frame), "hash_fraction": 0.1, "hash_seed": 0}
+    _assert_same_schema(held, Autoencoder("ae", 2, id_columns=("id",), **FAST).fit(frame))
+    # the rows it holds are the stream's training rows, in storage order (all kept: fewer than 10,000)
+    is_val = hash_split(np.arange(len(frame)), 0.1, 0)
+    np.testing.assert_allclose(held.train_codes_, held.transform(frame[~is_val]), rtol=1e-5, atol=1e-6)
+    # it learns as well as the stream on the same budget, and a killed run resumes bit for bit
+    monkeypatch.setattr(autoencoder, "HOLD_IN_MEMORY_BYTES", 0)
+    streamed = Autoencoder("ae", 2, **options).fit(root / "parts")
+    assert held.score_samples(frame).mean() < 1.25 * streamed.score_samples(frame).mean()
+    monkeypatch.setattr(autoencoder, "HOLD_IN_MEMORY_BYTES", 256 << 20)
+
+    class Stop(Exception):
+        pass
+
+    def stop(record):
+        if record["epoch"] == 3:
+            raise Stop
+    with pytest.raises(Stop):
+        Autoencoder("ae", 2, **options).fit(root / "parts", on_epoch=stop, checkpoint=tmp_path / "ckpt")
+    resumed = Autoencoder("ae", 2, **options).fit(root / "parts", checkpoint=tmp_path / "ckpt", resume=True)
+    for (k, x), y in zip(held.model_.state_dict().items(), resumed.model_.state_dict().values()):
+        assert torch.equal(x, y), k
+
+
+def test_a_source_over_the_limit_is_still_streamed(table, monkeypatch):
+    import latentforge.estimator.autoencoder as autoencoder
+
+    root, frame = table
+    reads = _counting_fragment_reads(monkeypatch)
+    monkeypatch.setattr(autoencoder, "HOLD_IN_MEMORY_BYTES", 100 * 4 * 4)  # 100 rows of 4 features: under 360
+    Autoencoder("ae", 2, id_columns=("id",), **{**FAST, "epochs": 4}).fit(root / "parts")
+    # the statistics pass, the kept sample, and each epoch's training pass (validation kept after one)
+    assert len(reads) == 6 * len(set(reads))

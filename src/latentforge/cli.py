@@ -134,7 +134,8 @@ ValFraction = Annotated[float | None, typer.Option(help=_d(
 Seed = Annotated[int | None, typer.Option(help=_d("Random seed: initialisation, shuffling, validation split.",
                                                   DEFAULTS.seed))]
 TrainDevice = Annotated[str | None, typer.Option(help=_d("auto, cpu or cuda[:i].", DEFAULTS.device))]
-Threads = Annotated[int | None, typer.Option(help=_d("CPU threads for training.", "PyTorch's"))]
+Threads = Annotated[int | None, typer.Option(help=_d("CPU threads for training; auto: 1 for tables, PyTorch's for "
+                                                     "images.", "auto"))]
 Precision = Annotated[str | None, typer.Option(metavar="fp32|bf16|fp16", help=_d("Autocast precision.", DEFAULTS.precision))]
 Compile = Annotated[bool, typer.Option("--compile", help="torch.compile the loss (the first steps compile).  "
                                                          "[default: off]")]

@@ -36,7 +36,7 @@ AUTO = "auto"
 #: optimizer steps the auto rule aims a table's training at (epochs = steps / batches per epoch)
 AUTO_STEP_BUDGET = 2000
 #: epochs and batch size the auto rule keeps for images (the digits-protocol defaults)
-IMAGE_PLAN: dict[str, Any] = {"epochs": 100, "batch_size": 64, "hidden": (512, 256), "patience": 30}
+IMAGE_PLAN: dict[str, Any] = {"epochs": 100, "batch_size": 64, "hidden": (512, 256), "patience": 30, "threads": None}
 
 
 def _pow2(x: float) -> int:
@@ -45,8 +45,8 @@ def _pow2(x: float) -> int:
 
 
 def auto_plan(n_rows: int, n_features: int, image: bool, batch_size: int | None = None) -> dict[str, Any]:
-    """Epochs, batch size, early-stopping patience and MLP widths for ``"auto"``, from the
-    training rows and input features.
+    """Epochs, batch size, early-stopping patience, MLP widths and CPU threads for ``"auto"``,
+    from the training rows and input features.
 
     Images keep the network and budget tuned on the digits protocol (:data:`IMAGE_PLAN`). Tables
     (the 512-256 network and 100 epochs overfit and overspend on a few hundred rows):
@@ -57,7 +57,11 @@ def auto_plan(n_rows: int, n_features: int, image: bool, batch_size: int | None 
     - patience: 30 epochs, or half the epochs when that is more (a validation split of a few dozen
       rows is noisy, and 30 epochs of a small table are only a few hundred steps);
     - widths: w = the power of two nearest 2 × n_features, within [64, 512]; one hidden layer
-      (w) under 2,000 rows, two (2w, w, capped at 512) under 20,000, else 512-256.
+      (w) under 2,000 rows, two (2w, w, capped at 512) under 20,000, else 512-256;
+    - threads: 1 (a step of these networks is microseconds of arithmetic per layer, so a second
+      thread costs more in synchronisation than it computes, and on a busy machine it waits for a
+      core: Wages, 10 epochs, was 1.2x slower with 2 threads on a quiet 2-core machine, 6.5x on a
+      busy one). Images keep PyTorch's default (None).
 
     The rule is stated in docs/data.md; a value the user gives is never replaced.
     """
@@ -72,7 +76,8 @@ def auto_plan(n_rows: int, n_features: int, image: bool, batch_size: int | None 
         hidden = (min(512, 2 * width), width)
     else:
         hidden = (512, 256)
-    return {"epochs": epochs, "batch_size": batch, "hidden": hidden, "patience": max(30, math.ceil(epochs / 2))}
+    return {"epochs": epochs, "batch_size": batch, "hidden": hidden, "patience": max(30, math.ceil(epochs / 2)),
+            "threads": 1}
 
 
 #: LR schedules: "cosine" to zero over the run, "plateau" (halve when validation stalls), "constant",

@@ -46,6 +46,9 @@ from .samplers import CODE_SAMPLERS, fit_code_sampler
 SAMPLERS = ("auto", "prior", *CODE_SAMPLERS)
 STREAMED_SUFFIXES = (".parquet", ".pq", ".csv", ".npy", ".safetensors")
 MAX_SAVED_CODES = 10_000  # training codes kept with the model, to fit code samplers later
+#: a streamed source whose training features come to at most this many bytes is read once and held
+#: in memory (re-reading and preprocessing a small file every epoch cost a quarter of its fit time)
+HOLD_IN_MEMORY_BYTES = 256 << 20
 TRAIN_OPTIONS = tuple(f.name for f in fields(TrainConfig))
 #: estimator parameter → Architecture field; stored under "model" in model.json
 ARCHITECTURE_OPTIONS = {"architecture": "kind", "hidden": "hidden", "channels": "channels",
@@ -73,7 +76,8 @@ class Autoencoder(ExtraParamsMixin, TransformerMixin, BaseEstimator):
     lr, weight_decay, schedule, warmup_steps, val_fraction, grad_clip, threads, \
 precision, compile, checkpoint_every, keep_checkpoints
         Training options; defaults and meaning in :class:`latentforge.config.TrainConfig`
-        (``threads``: CPU threads; ``precision``: ``"fp32"``, ``"bf16"`` or ``"fp16"``;
+        (``threads``: CPU threads, ``"auto"``: 1 for tables, whose small networks a second
+        thread slows down, PyTorch's default for images; ``precision``: ``"fp32"``, ``"bf16"`` or ``"fp16"``;
         ``compile``: ``torch.compile`` the loss; ``checkpoint_every``: steps between checkpoints).
     architecture : {"auto", "mlp", "conv"}, default "auto"
         ``"auto"`` picks the conv net for images of at least 16x16, else the MLP; ``hidden``,
@@ -164,7 +168,7 @@ precision, compile, checkpoint_every, keep_checkpoints
         channels: tuple[int, ...] = ARCH["channels"], activation: str = ARCH["activation"], norm: str = ARCH["norm"], column_types: dict[str, str] | None = None,
         max_categories: int = 20, id_columns: tuple[str, ...] = (), label: str | None = None, sampler: str = "auto",
         gmm_components: int = 10, seed: int = DEFAULTS.seed, device: str = DEFAULTS.device,
-        threads: int | None = DEFAULTS.threads, precision: str = DEFAULTS.precision, compile: bool = DEFAULTS.compile,
+        threads: int | None | str = AUTO, precision: str = DEFAULTS.precision, compile: bool = DEFAULTS.compile,
         checkpoint_every: int | None = DEFAULTS.checkpoint_every, keep_checkpoints: bool = DEFAULTS.keep_checkpoints,
         verbose: bool | None = None, regularizers: tuple[Any, ...] = (), tracking_uri: str | None = None,
         **hyperparameters: Any,
@@ -204,13 +208,14 @@ precision, compile, checkpoint_every, keep_checkpoints
                             activation=self.activation, norm=self.norm)
 
     def _plan(self, config: TrainConfig, n_train: int, input_shape: tuple[int, ...]) -> TrainConfig:
-        """Resolve ``"auto"`` epochs, batch size, patience and widths for n_train training rows of this input
+        """Resolve ``"auto"`` epochs, batch size, patience, widths and threads for n_train training rows of this input
         shape (``training_plan_``), and return the training options with them."""
-        auto = [name for name in ("epochs", "batch_size", "patience", "hidden") if _is_auto(getattr(self, name))]
+        auto = [name for name in ("epochs", "batch_size", "patience", "hidden", "threads")
+                if _is_auto(getattr(self, name))]
         rule = auto_plan(n_train, int(np.prod(input_shape)), image=len(input_shape) == 3,
                          batch_size=None if "batch_size" in auto else config.batch_size)
         chosen = {"epochs": config.epochs, "batch_size": config.batch_size, "patience": config.patience,
-                  "hidden": self.hidden, **{name: rule[name] for name in auto}}
+                  "hidden": self.hidden, "threads": config.threads, **{name: rule[name] for name in auto}}
         self.training_plan_ = {**chosen, "hidden": [int(h) for h in Architecture(hidden=chosen["hidden"]).hidden],
                                "auto": auto}
         return self._train_config()
@@ -374,15 +379,16 @@ precision, compile, checkpoint_every, keep_checkpoints
         val_fraction = validation_fraction(n, config)
         train_idx, val_idx = split_indices(n, y_arr, val_fraction, config.seed)
         self.held_out_ = {"n_rows": n, "rows": np.sort(val_idx).tolist()}
-        keep = np.random.default_rng(self.seed).permutation(len(train_idx))[:MAX_SAVED_CODES]
-        kept = flat[train_idx[np.sort(keep)]]
+        kept = _kept_rows(flat[train_idx], self.seed)
         config = self._plan(config, len(train_idx), pre.input_shape)
         return flat[train_idx], flat[val_idx] if len(val_idx) else None, kept, \
             data.columns if isinstance(data, pd.DataFrame) else None, config
 
-    def _streamed(self, source: DataSource, config: TrainConfig) -> tuple[StreamBatches, StreamBatches | None,
-                                                                          torch.Tensor, Any, TrainConfig]:
-        """The same for a streamed source: preprocessing fitted in one pass, batches read per epoch."""
+    def _streamed(self, source: DataSource, config: TrainConfig) -> tuple[
+            torch.Tensor | StreamBatches, torch.Tensor | StreamBatches | None, torch.Tensor, Any, TrainConfig]:
+        """The same for a streamed source: preprocessing fitted in one pass, then batches read per
+        epoch, or, for training features of at most HOLD_IN_MEMORY_BYTES, the rows read once and
+        held as tensors (the same hash split)."""
         if source.kind == "table":
             wanted = [*self.id_columns, *([self.label] if self.label else [])]
             missing = [c for c in wanted if c not in source.columns]
@@ -415,10 +421,14 @@ precision, compile, checkpoint_every, keep_checkpoints
         # all-numeric Parquet/array columns: read straight to NumPy features (the same stream, bit for bit)
         fast = numeric_view(source, pre) if source.kind == "table" else None
         read_from, transform = fast if fast is not None else (source, transform)
+        row_width = int(np.prod(pre.input_shape))
         split = split_source(source, transform, config, n_val=n_val, read_from=read_from,
-                             val_cache_bytes=VALIDATION_CACHE_BYTES, row_width=int(np.prod(pre.input_shape)))
-        # a seeded shuffled sample of training rows (epoch 0 is never trained on)
-        train, val, kept = split.train, split.val, split.sample(MAX_SAVED_CODES)
+                             val_cache_bytes=VALIDATION_CACHE_BYTES, row_width=row_width)
+        if split.n_train * row_width * 4 <= HOLD_IN_MEMORY_BYTES:
+            train, val = split.read_whole()
+            kept = _kept_rows(train, self.seed)
+        else:  # a seeded shuffled sample of training rows (epoch 0 is never trained on)
+            train, val, kept = split.train, split.val, split.sample(MAX_SAVED_CODES)
         return train, val, kept, source.columns if source.kind == "table" else None, config
 
     def _fit_metrics(self, train: torch.Tensor | StreamBatches, val: torch.Tensor | StreamBatches | None,
@@ -731,6 +741,12 @@ precision, compile, checkpoint_every, keep_checkpoints
             detail = " ".join(str(exc).split())[:200]
             raise ArtifactError(f"{path} does not hold a usable model: its preprocessing state does not fit its "
                                 f"network ({type(exc).__name__}: {detail}).") from None
+
+
+def _kept_rows(rows: torch.Tensor, seed: int) -> torch.Tensor:
+    """Up to MAX_SAVED_CODES of the training ``rows``, a seeded sample kept in row order."""
+    keep = np.random.default_rng(seed).permutation(len(rows))[:MAX_SAVED_CODES]
+    return rows[np.sort(keep)]
 
 
 def _meta_state(build: Any) -> dict[str, torch.Tensor] | None:

@@ -67,6 +67,16 @@ class SourceSplit:
                 break
         return torch.cat(parts)[:max_rows]
 
+    def read_whole(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The training and the validation rows, each read once in storage order, as CPU tensors
+        (for a source small enough to hold: epochs then shuffle in memory instead of reading and
+        preprocessing the source again). The split is the hash split the streams use."""
+        def rows(training: bool) -> torch.Tensor:
+            parts = [torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)) for features in
+                     self.read(training=training, batch_size=4096, shuffle=False, rank=0, world_size=1)(0)]
+            return torch.cat(parts)
+        return rows(True), rows(False) if self.n_val else None
+
 
 def split_source(source: DataSource, transform: Transform, config: TrainConfig, *, n_val: int | None = None,
                  val_batch_size: int = 1024, read_from: DataSource | None = None, val_cache_bytes: int = 0,
