@@ -34,6 +34,32 @@ def test_likelihood_nll_matches_torch_distributions():
     torch.testing.assert_close(mean[:, 5:].sum(1), torch.ones(6))
 
 
+def test_adjacent_blocks_are_scored_together_with_the_same_likelihood():
+    # a table's layout: numbers column by column, one-hot groups of widths 3, 3, 2, 3, a missing flag
+    layout = [("gaussian", 0, 1), ("gaussian", 1, 3), ("categorical", 3, 6), ("categorical", 6, 9),
+              ("categorical", 9, 11), ("categorical", 11, 14), ("bernoulli", 14, 15), ("bernoulli", 15, 16)]
+    lik = ReconstructionLikelihood(layout, learn_scale=True)
+    assert lik.runs == [("gaussian", 0, 3, 1), ("categorical", 3, 9, 3), ("categorical", 9, 11, 2),
+                        ("categorical", 11, 14, 3), ("bernoulli", 14, 16, 1)]
+    torch.manual_seed(1)
+    with torch.no_grad():
+        lik.log_scale.copy_(torch.tensor([0.2, -0.4, 0.0]))
+    n = 7
+    out = torch.randn(n, 16, requires_grad=True)
+    onehot = lambda k: torch.nn.functional.one_hot(torch.randint(0, k, (n,)), k).float()  # noqa: E731
+    x = torch.cat([torch.randn(n, 3), onehot(3), onehot(3), onehot(2), onehot(3), torch.randint(0, 2, (n, 2)).float()], 1)
+    # block by block with torch.distributions: the obvious, slow way
+    ref = -D.Normal(out[:, :3], lik.log_scale.exp()).log_prob(x[:, :3]).sum(1)
+    for a, b in [(3, 6), (6, 9), (9, 11), (11, 14)]:
+        ref = ref - D.Categorical(logits=out[:, a:b]).log_prob(x[:, a:b].argmax(1))
+    ref = ref - D.Bernoulli(logits=out[:, 14:]).log_prob(x[:, 14:]).sum(1)
+    got = lik.nll(out, x)
+    torch.testing.assert_close(got, ref)
+    grad_got, = torch.autograd.grad(got.sum(), out, retain_graph=True)
+    grad_ref, = torch.autograd.grad(ref.sum(), out)
+    torch.testing.assert_close(grad_got, grad_ref)
+
+
 def test_gaussian_kl_matches_torch():
     mu, logvar = torch.randn(5, 3), torch.randn(5, 3)
     ref = D.kl_divergence(D.Normal(mu, (0.5 * logvar).exp()), D.Normal(0.0, 1.0))

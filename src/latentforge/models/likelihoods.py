@@ -17,10 +17,26 @@ from torch import nn
 LIKELIHOODS = ("gaussian", "bernoulli", "categorical")
 
 
+def merged_runs(layout: list[tuple[str, int, int]]) -> list[tuple[str, int, int, int]]:
+    """The layout's blocks as runs ``(kind, start, stop, width)`` of adjacent blocks that one
+    operation can score: Gaussian or Bernoulli features side by side, and categorical groups of
+    the same ``width`` side by side (scored as one (N, groups, width) softmax). A table of a dozen
+    one-hot columns is then two runs, not a dozen, which is most of a small network's loss time."""
+    runs: list[tuple[str, int, int, int]] = []
+    for kind, a, b in layout:
+        width = b - a if kind == "categorical" else 1
+        if runs and runs[-1][0] == kind and runs[-1][2] == a and runs[-1][3] == width:
+            runs[-1] = (kind, runs[-1][1], b, width)
+        else:
+            runs.append((kind, a, b, width))
+    return runs
+
+
 class ReconstructionLikelihood(nn.Module):
     def __init__(self, layout: list[tuple[str, int, int]], learn_scale: bool = False):
         super().__init__()
         self.layout = [(str(k), int(a), int(b)) for k, a, b in layout]
+        self.runs = merged_runs(self.layout)
         n_gauss = sum(b - a for k, a, b in self.layout if k == "gaussian")
         # log σ per Gaussian feature; learned for VAE-type models so the KL cannot swamp the fit.
         self.log_scale = nn.Parameter(torch.zeros(n_gauss), requires_grad=learn_scale)
@@ -29,7 +45,7 @@ class ReconstructionLikelihood(nn.Module):
         """Per-sample negative log-likelihood of x (N, D) given decoder output (N, D)."""
         total = output.new_zeros(output.shape[0])
         g = 0
-        for kind, a, b in self.layout:
+        for kind, a, b, width in self.runs:
             out, target = output[:, a:b], x[:, a:b]
             if kind == "gaussian":
                 log_s = self.log_scale[g:g + b - a].clamp(min=-7.0)
@@ -39,7 +55,8 @@ class ReconstructionLikelihood(nn.Module):
             elif kind == "bernoulli":
                 total = total + F.binary_cross_entropy_with_logits(out, target, reduction="none").sum(1)
             else:
-                total = total - (target * F.log_softmax(out, dim=1)).sum(1)
+                groups = (len(out), (b - a) // width, width)
+                total = total - (target.reshape(groups) * F.log_softmax(out.reshape(groups), dim=2)).sum((1, 2))
         return total
 
     def mean(self, output: torch.Tensor) -> torch.Tensor:
