@@ -328,3 +328,25 @@ def test_estimator_specific_arguments_are_checked():
         sliced_two_sample_test(X, Y, 0)
     with pytest.raises(InputError, match="n_iter"):
         max_sliced_wasserstein(X, Y, n_iter=-1)
+
+
+@pytest.mark.parametrize("method", ["mc", "orthogonal", "rqmc", "qmc", "cv", "cv_upper"])
+def test_the_training_loss_is_the_checked_loss_without_the_checks(method):
+    from latentforge.sliced import sliced_loss, sliced_training_loss
+
+    X = torch.randn(50, 4, requires_grad=True)
+    Y = torch.randn(50, 4) * 2 + 1
+    torch.manual_seed(3)
+    checked = sliced_loss(X, Y, method=method, n_projections=32)
+    torch.manual_seed(3)
+    unchecked = sliced_training_loss(X, Y, method=method, n_projections=32)
+    assert torch.equal(checked, unchecked)  # same directions from the same random state, same arithmetic
+    g1, = torch.autograd.grad(checked, X)
+    g2, = torch.autograd.grad(unchecked, X)
+    assert torch.equal(g1, g2)
+    if method not in ("cv", "cv_upper"):  # no check: a NaN reaches the loss (the trainer names the term)
+        bad = X.detach().clone()
+        bad[0, 0] = float("nan")
+        with pytest.raises(InputError):
+            sliced_loss(bad, Y, method=method)
+        assert torch.isnan(sliced_training_loss(bad, Y, method=method))

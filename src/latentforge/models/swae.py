@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import InputError
-from ..sliced import LOSS_METHODS, sliced_loss
+from ..sliced import LOSS_METHODS, sliced_training_loss
 from .base import BaseAutoencoder
 from .priors import make_prior
 
@@ -40,8 +40,9 @@ class SWAE(BaseAutoencoder):
         recon = self.likelihood.nll(self.decode(z), x).mean()
         target = self._prior(z.shape[0]).to(z)
         # projection_method: any direction method (mc, orthogonal, rqmc...) or a control-variate
-        # estimator (cv, cv_lower, cv_upper); mc goes through sliced_wasserstein_power unchanged.
-        sw = sliced_loss(z, target, p=2, n_projections=self.hp["n_projections"], method=self.hp["projection_method"])
+        # estimator (cv, cv_lower, cv_upper); unchecked, so that a step never waits on the device
+        sw = sliced_training_loss(z, target, p=2, n_projections=self.hp["n_projections"],
+                                  method=self.hp["projection_method"])
         return {"reconstruction": recon, "sw": sw, "total": recon + self.hp["sw_weight"] * sw}
 
     def sample_prior(self, n: int) -> torch.Tensor:

@@ -9,7 +9,8 @@
   ``spiral``, ``equal_area``, ``energy`` and their randomisations), :func:`sample_vmf`,
   :class:`DirectionReservoir`, :class:`PushforwardNet` (DSW's learned directions);
 - testing: :func:`sliced_two_sample_test`;
-- training: :class:`SlicedLoss`, :func:`sliced_loss`.
+- training: :class:`SlicedLoss`, :func:`sliced_loss`, :func:`sliced_training_loss` (unchecked,
+  for inside a training step).
 
 Modules: ``core`` (exact 1-D transport, SW_p and SW_p^p), ``directions`` (direction samplers,
 vMF included), ``control_variates``, ``max_sliced`` (and the ascent on the sphere that
@@ -23,7 +24,7 @@ from .control_variates import sliced_wasserstein_cv
 from .core import sliced_wasserstein, sliced_wasserstein_power, wasserstein_1d
 from .directions import METHODS, RANDOMISED_METHODS, SPHERE3_METHODS, projections, sample_vmf
 from .distributional import PushforwardNet, distributional_sliced_wasserstein
-from .loss import LOSS_METHODS, SlicedLoss, sliced_loss
+from .loss import LOSS_METHODS, SlicedLoss, sliced_loss, sliced_training_loss
 from .max_sliced import max_sliced_wasserstein
 from .mmd import sliced_mmd_riesz
 from .reservoir import DirectionReservoir
@@ -44,6 +45,7 @@ __all__ = [
     "projections",
     "sample_vmf",
     "sliced_loss",
+    "sliced_training_loss",
     "sliced_mmd_riesz",
     "sliced_two_sample_test",
     "sliced_wasserstein",
