@@ -66,6 +66,38 @@ def test_resumed_weights_equal_an_uninterrupted_run_bit_for_bit(tmp_path, name, 
     assert not ckpt.exists()                                         # a finished run removes its checkpoint
 
 
+@pytest.mark.parametrize("step_seconds, expected", [(0.0, [2, 6]), (30.0, [2, 3, 4, 5, 6])])
+def test_epoch_end_checkpoints_cost_at_most_a_twentieth_of_the_run(tmp_path, monkeypatch, step_seconds, expected):
+    import latentforge.train.loop as loop
+
+    # a fake clock: each reading is a millisecond on, a save takes 10 s and a step step_seconds
+    clock = {"now": 0.0}
+    save_seconds = 10.0
+
+    class FakeTime:
+        @staticmethod
+        def perf_counter():
+            clock["now"] += 0.001
+            return clock["now"]
+    written = []
+    real_save = loop.save_checkpoint
+
+    def timed_save(path, state, *args):
+        written.append(state.epoch)
+        clock["now"] += save_seconds
+        return real_save(path, state, *args)
+    monkeypatch.setattr(loop, "time", FakeTime)
+    monkeypatch.setattr(loop, "save_checkpoint", timed_save)
+    config = TrainConfig(epochs=5, batch_size=16, threads=1, seed=3, keep_checkpoints=True)
+    step = lambda model, x: clock.__setitem__("now", clock["now"] + step_seconds) or {}  # noqa: E731
+    train_model(_model("ae"), _data(), None, config, progress=False, checkpoint=tmp_path / "ckpt", regularizers=[step])
+    # the state after epoch 1, then none until training outlasted that save 20 times (an epoch of 8
+    # steps of 30 s does: every epoch); the finished state always
+    assert written == expected
+    position = json.loads((tmp_path / "ckpt" / "checkpoint.json").read_text())["position"]
+    assert position == {"epoch": 6, "step": 0}  # a kept checkpoint is the finished run
+
+
 def test_a_checkpoint_of_another_run_is_refused(tmp_path):
     X = _data()
     ckpt = tmp_path / "ckpt"

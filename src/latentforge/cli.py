@@ -139,7 +139,8 @@ Threads = Annotated[int | None, typer.Option(help=_d("CPU threads for training; 
 Precision = Annotated[str | None, typer.Option(metavar="fp32|bf16|fp16", help=_d("Autocast precision.", DEFAULTS.precision))]
 Compile = Annotated[bool, typer.Option("--compile", help="torch.compile the loss (the first steps compile).  "
                                                          "[default: off]")]
-CheckpointEvery = Annotated[int | None, typer.Option(help=_d("Save a checkpoint every N steps.", "every epoch"))]
+CheckpointEvery = Annotated[int | None, typer.Option(help=_d("Save a checkpoint every N steps.",
+                                                             "at epoch ends, at most ~5% of the run"))]
 KeepCheckpoints = Annotated[bool, typer.Option("--keep-checkpoints", help="Keep OUT.checkpoint after the run.  "
                                                                           "[default: off]")]
 LatentDim = Annotated[int | None, typer.Option(help=_d("Embedding size.", DEFAULT_LATENT_DIM))]
@@ -866,7 +867,7 @@ def sae_fit(
     threads: Annotated[int | None, typer.Option(help="CPU threads. [default: PyTorch's]")] = None,
     precision: Annotated[str, typer.Option(help="fp32, bf16 or fp16 (autocast).")] = "fp32",
     resume: Annotated[bool, typer.Option("--resume", help="Continue a killed run from its checkpoint (OUT.checkpoint).")] = False,
-    checkpoint_every: Annotated[int | None, typer.Option(help="Save a checkpoint every N steps. [default: every epoch]")] = None,
+    checkpoint_every: Annotated[int | None, typer.Option(help="Save a checkpoint every N steps. [default: at epoch ends, at most ~5% of the run]")] = None,
     keep_checkpoints: Annotated[bool, typer.Option("--keep-checkpoints", help="Keep OUT.checkpoint after the run.")] = False,
     quiet: Quiet = False,
 ) -> None:

@@ -182,7 +182,8 @@ class TrainConfig:
     precision: str = "fp32"
     #: wrap the model's loss in torch.compile (opt-in; the first steps compile)
     compile: bool = False
-    #: with a checkpoint directory: save the run every N steps (None: at the end of every epoch)
+    #: with a checkpoint directory: save the run every N steps; at an epoch's end it is saved too, when
+    #: that is worth it (the first and last epochs, and once training outlasted the last save 20 times)
     checkpoint_every: int | None = None
     #: keep the checkpoint directory after a finished run
     keep_checkpoints: bool = False

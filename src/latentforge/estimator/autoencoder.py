@@ -245,7 +245,8 @@ precision, compile, checkpoint_every, keep_checkpoints
         ``y`` (in-memory data only) is used to stratify the validation split; a streamed source is
         split by a seeded hash of the row index (:func:`latentforge.data.hash_split`).
         ``on_epoch`` is called with each epoch's history record. ``checkpoint``: a directory where
-        the training state is saved (every ``checkpoint_every`` steps, else every epoch);
+        the training state is saved (every ``checkpoint_every`` steps, and at epoch ends as long as
+        that costs at most about 5% of the run);
         ``resume=True`` continues a killed run from it, giving the weights an uninterrupted run
         would have (on CPU with the same thread count, bit for bit). With ``tracking_uri`` the
         run is logged to MLflow (parameters, each epoch's record, ``metrics_``).

@@ -32,6 +32,9 @@ if TYPE_CHECKING:  # the trainer needs only .loss(x) and parameters, not the mod
     from ..models import BaseAutoencoder
 
 SYNC_EVERY = 32  # GPU steps between reads of the non-finite flag
+#: an epoch-end checkpoint waits until the training since the last one took this many times as long
+#: as writing it did: checkpoints cost at most ~1/20 of a run, and a kill loses ~20 saves' worth of steps
+CHECKPOINT_COST_RATIO = 20
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -137,8 +140,10 @@ def train_model(
     regularizer maps (model, batch) to extra named loss terms added to the total.
 
     ``checkpoint``: a directory where the run's whole state is saved atomically every
-    ``config.checkpoint_every`` steps (None: at the end of every epoch); ``resume=True`` continues
-    from it when it exists. A finished run deletes it unless ``config.keep_checkpoints``.
+    ``config.checkpoint_every`` steps and at the end of an epoch: the first, the last, and any
+    other once the training since the last save took ``CHECKPOINT_COST_RATIO`` times as long as
+    that save (so checkpoints cost at most about 5% of a run); ``resume=True`` continues from it
+    when it exists. A finished run deletes it unless ``config.keep_checkpoints``.
     """
     if resume and checkpoint is None:
         raise InputError("resume=True needs a checkpoint directory to resume from.")
@@ -180,9 +185,22 @@ def train_model(
     if resume and checkpoint is not None and (Path(checkpoint) / "checkpoint.json").is_file():
         state = load_checkpoint(checkpoint, model, optimizer, scheduler, scaler, fingerprint)
 
-    def save(at: RunState) -> None:
-        if checkpoint is not None and ctx.is_main:  # only rank 0 writes
-            save_checkpoint(checkpoint, at, model, optimizer, scheduler, scaler, fingerprint)
+    saved = {"at": 0.0, "cost": None}  # when the last checkpoint was written, and how long that took
+
+    def save(at: RunState, epoch_end: bool = False, last: bool = False) -> None:
+        """Write a checkpoint (only rank 0 writes). At an epoch's end only when it is worth it:
+        the first time, the run's last epoch, or once the training since the last save took
+        CHECKPOINT_COST_RATIO times as long as that save did (a small table's epoch is shorter
+        than its checkpoint; saving every one had been about 30% of its training)."""
+        if checkpoint is None or not ctx.is_main:
+            return
+        now = time.perf_counter()
+        if epoch_end and not last and saved["cost"] is not None \
+                and now - saved["at"] < CHECKPOINT_COST_RATIO * saved["cost"]:
+            return
+        save_checkpoint(checkpoint, at, model, optimizer, scheduler, scaler, fingerprint)
+        saved["at"] = time.perf_counter()
+        saved["cost"] = saved["at"] - now
 
     display = ProgressDisplay(progress).start()
     task = display.add(description, config.epochs, completed=len(state.history))
@@ -268,7 +286,8 @@ def train_model(
             stopped_early = val is not None and config.patience is not None and epoch - state.best_epoch >= config.patience
             # an early stop is the end of the run: a resumed run must not train on past it
             save(RunState(config.epochs + 1 if stopped_early else epoch + 1, 0, state.history, state.best_epoch,
-                          state.best_score, state.best_state))
+                          state.best_score, state.best_state), epoch_end=True,
+                 last=stopped_early or epoch == config.epochs)
             if on_epoch is not None:
                 on_epoch(record)
             display.update(task, advance=1, terms=format_terms(record))
