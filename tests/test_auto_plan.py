@@ -31,20 +31,20 @@ def _table(n: int = 300, seed: int = 0) -> pd.DataFrame:
 def test_the_table_rule_is_the_documented_formula(n_rows, n_features):
     plan = auto_plan(n_rows, n_features, image=False)
     batch = min(256, max(32, _nearest_pow2(n_rows / 32)))
-    epochs = min(200, max(5, math.ceil(2000 / math.ceil(n_rows / batch))))
+    epochs = min(200, max(5, math.ceil(1000 / math.ceil(n_rows / batch))))
     width = min(512, max(64, _nearest_pow2(2 * n_features)))
     hidden = (width,) if n_rows < 2000 else (min(512, 2 * width), width) if n_rows < 20_000 else (512, 256)
-    assert plan == {"batch_size": batch, "epochs": epochs, "hidden": hidden, "patience": max(30, math.ceil(epochs / 2)),
-                    "threads": 1}
-    # the budget: about 2,000 steps unless a bound binds
+    assert plan == {"batch_size": batch, "epochs": epochs, "lr": 2e-3, "hidden": hidden,
+                    "patience": max(30, math.ceil(epochs / 2)), "threads": 1}
+    # the budget: about 1,000 steps unless a bound binds
     steps = epochs * math.ceil(n_rows / batch)
-    assert steps >= 2000 or epochs == 200
-    assert steps < 2000 + math.ceil(n_rows / batch) or epochs == 5
+    assert steps >= 1000 or epochs == 200
+    assert steps < 1000 + math.ceil(n_rows / batch) or epochs == 5
 
 
 def test_an_explicit_batch_size_sets_the_epochs_of_the_budget():
     plan = auto_plan(3_000, 10, image=False, batch_size=128)
-    assert plan["batch_size"] == 128 and plan["epochs"] == math.ceil(2000 / math.ceil(3000 / 128))
+    assert plan["batch_size"] == 128 and plan["epochs"] == math.ceil(1000 / math.ceil(3000 / 128))
 
 
 def test_fit_on_a_small_table_uses_the_plan_and_records_it(tmp_path):
@@ -53,7 +53,8 @@ def test_fit_on_a_small_table_uses_the_plan_and_records_it(tmp_path):
     n_train = 300 - len(est.held_out_["rows"])
     expected = auto_plan(n_train, est.preprocessor_.n_features, image=False)
     plan = est.training_plan_
-    assert plan["auto"] == ["epochs", "batch_size", "hidden"]  # patience and threads were given
+    assert plan["auto"] == ["epochs", "batch_size", "lr", "hidden"]  # patience and threads were given
+    assert plan["lr"] == 2e-3 and est.get_params()["lr"] == "auto"
     assert plan["threads"] == 1 and est.get_params()["threads"] == 1
     assert (plan["epochs"], plan["batch_size"], plan["patience"]) == (expected["epochs"], expected["batch_size"], 2)
     assert tuple(est.model_.architecture.hidden) == expected["hidden"] == tuple(plan["hidden"])
@@ -61,6 +62,7 @@ def test_fit_on_a_small_table_uses_the_plan_and_records_it(tmp_path):
     est.save(tmp_path / "m")
     saved = json.loads((tmp_path / "m" / "model.json").read_text())
     assert saved["train"]["epochs"] == expected["epochs"] and saved["train"]["batch_size"] == expected["batch_size"]
+    assert saved["train"]["lr"] == 2e-3  # what the run used
     assert saved["fitted"]["training_plan"] == plan
     loaded = Autoencoder.load(tmp_path / "m")
     assert loaded.training_plan_ == plan
@@ -68,10 +70,10 @@ def test_fit_on_a_small_table_uses_the_plan_and_records_it(tmp_path):
 
 
 def test_explicit_settings_are_never_replaced():
-    est = Autoencoder("ae", 2, epochs=3, batch_size=8, hidden=(16,), patience=None, threads=2,
+    est = Autoencoder("ae", 2, epochs=3, batch_size=8, lr=5e-4, hidden=(16,), patience=None, threads=2,
                       verbose=False).fit(_table(120))
-    assert est.training_plan_ == {"epochs": 3, "batch_size": 8, "patience": None, "hidden": [16], "threads": 2,
-                                  "auto": []}
+    assert est.training_plan_ == {"epochs": 3, "batch_size": 8, "lr": 5e-4, "patience": None, "hidden": [16],
+                                  "threads": 2, "auto": []}
     assert tuple(est.model_.architecture.hidden) == (16,) and len(est.history_) == 3
 
 
@@ -91,6 +93,7 @@ def test_images_keep_the_digits_protocol_defaults():
     est = Autoencoder("ae", 2, epochs=1, verbose=False).fit(digits.X[:200])
     assert est.training_plan_["batch_size"] == 64 and est.training_plan_["patience"] == 30
     assert est.training_plan_["threads"] is None  # PyTorch's default for the conv and 512-256 nets
+    assert est.training_plan_["lr"] == 1e-3
     assert tuple(est.model_.architecture.hidden) == (512, 256)
     assert auto_plan(1_437, 64, image=True)["epochs"] == 100
 

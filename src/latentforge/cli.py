@@ -115,11 +115,12 @@ Split = Annotated[str, typer.Option(
                             "on; they chose the kept epoch), found from the split recorded in the model.")]
 
 # the TrainConfig options, once for fit and compare (tests/test_cli_surface.py checks every one is here)
-Epochs = Annotated[int | None, typer.Option(help=_d("Training epochs; auto: 100 for images, a budget of ~2,000 steps "
+Epochs = Annotated[int | None, typer.Option(help=_d("Training epochs; auto: 100 for images, a budget of ~1,000 steps "
                                                     "for tables (docs/data.md).", "auto"))]
 BatchSize = Annotated[int | None, typer.Option(help=_d("Rows per optimiser step; auto: 64 for images, from the row count "
                                                        "for tables.", "auto"))]
-Lr = Annotated[float | None, typer.Option(help=_d("Learning rate (AdamW).", f"{DEFAULTS.lr:g}"))]
+Lr = Annotated[float | None, typer.Option(help=_d("Learning rate (AdamW); auto: 1e-3 for images, 2e-3 for tables.",
+                                                  "auto"))]
 WeightDecay = Annotated[float | None, typer.Option(help=_d("AdamW weight decay.", f"{DEFAULTS.weight_decay:g}"))]
 Schedule = Annotated[str | None, typer.Option(metavar="|".join(SCHEDULES),
                                               help=_d("Learning-rate schedule.", DEFAULTS.schedule))]
@@ -768,7 +769,7 @@ def compare(
 def demo(
     dataset: Annotated[str, typer.Option(help="Built-in dataset or file.")] = "digits",
     out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Run folder to write (resumed if it exists).")] = Path("runs/demo"),
-    epochs: Annotated[int | None, typer.Option(help=_d("Training epochs per model (auto: 100 for images, ~2,000 steps for tables).", "auto"))] = None,
+    epochs: Annotated[int | None, typer.Option(help=_d("Training epochs per model (auto: 100 for images, ~1,000 steps for tables).", "auto"))] = None,
     latent_dim: LatentDim = None,
     seed: Annotated[int, typer.Option(help="Seed of the split and the models.")] = 0,
     quiet: Quiet = False,

@@ -65,15 +65,15 @@ class Autoencoder(ExtraParamsMixin, TransformerMixin, BaseEstimator):
         Registry name (``latentforge models`` lists them): ``"ae"``, ``"vae"``, ``"swae"``, ...
     latent_dim : int, default 8
         Size of the embedding.
-    epochs, batch_size, patience : int or "auto", default "auto"
+    epochs, batch_size, lr, patience : int (lr: float) or "auto", default "auto"
         ``"auto"``: set from the number of training rows (:func:`latentforge.config.auto_plan`:
-        images keep 100 epochs of 64 rows and a patience of 30; tables get a budget of about
-        2,000 steps, patience the larger of 30 and half the epochs). ``patience=None`` disables
-        early stopping.
+        images keep 100 epochs of 64 rows at lr 1e-3 and a patience of 30; tables get a budget
+        of about 1,000 steps at lr 2e-3, patience the larger of 30 and half the epochs).
+        ``patience=None`` disables early stopping.
     hidden : tuple of int or "auto", default "auto"
         MLP widths; ``"auto"``: 512-256 for images, for tables from the numbers of rows and
         features (:func:`latentforge.config.auto_plan`, stated in docs/data.md).
-    lr, weight_decay, schedule, warmup_steps, val_fraction, grad_clip, threads, \
+    weight_decay, schedule, warmup_steps, val_fraction, grad_clip, threads, \
 precision, compile, checkpoint_every, keep_checkpoints
         Training options; defaults and meaning in :class:`latentforge.config.TrainConfig`
         (``threads``: CPU threads, ``"auto"``: 1 for tables, whose small networks a second
@@ -161,7 +161,7 @@ precision, compile, checkpoint_every, keep_checkpoints
 
     def __init__(
         self, model: str = DEFAULT_MODEL, latent_dim: int = DEFAULT_LATENT_DIM, *, epochs: int | str = AUTO,
-        batch_size: int | str = AUTO, lr: float = DEFAULTS.lr, weight_decay: float = DEFAULTS.weight_decay,
+        batch_size: int | str = AUTO, lr: float | str = AUTO, weight_decay: float = DEFAULTS.weight_decay,
         schedule: str = DEFAULTS.schedule, warmup_steps: int = DEFAULTS.warmup_steps,
         patience: int | None | str = AUTO, val_fraction: float = DEFAULTS.val_fraction, grad_clip: float | None = DEFAULTS.grad_clip,
         architecture: str = ARCH["kind"], hidden: tuple[int, ...] | str = AUTO,
@@ -208,13 +208,13 @@ precision, compile, checkpoint_every, keep_checkpoints
                             activation=self.activation, norm=self.norm)
 
     def _plan(self, config: TrainConfig, n_train: int, input_shape: tuple[int, ...]) -> TrainConfig:
-        """Resolve ``"auto"`` epochs, batch size, patience, widths and threads for n_train training rows of this input
+        """Resolve ``"auto"`` epochs, batch size, learning rate, patience, widths and threads for n_train training rows of this input
         shape (``training_plan_``), and return the training options with them."""
-        auto = [name for name in ("epochs", "batch_size", "patience", "hidden", "threads")
+        auto = [name for name in ("epochs", "batch_size", "lr", "patience", "hidden", "threads")
                 if _is_auto(getattr(self, name))]
         rule = auto_plan(n_train, int(np.prod(input_shape)), image=len(input_shape) == 3,
                          batch_size=None if "batch_size" in auto else config.batch_size)
-        chosen = {"epochs": config.epochs, "batch_size": config.batch_size, "patience": config.patience,
+        chosen = {"epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr, "patience": config.patience,
                   "hidden": self.hidden, "threads": config.threads, **{name: rule[name] for name in auto}}
         self.training_plan_ = {**chosen, "hidden": [int(h) for h in Architecture(hidden=chosen["hidden"]).hidden],
                                "auto": auto}
