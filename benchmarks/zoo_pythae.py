@@ -33,7 +33,17 @@ samplers: N(0, I) (VAMP: its VampPrior, SVAE: uniform on the sphere), a 10-compo
 for AE/RAE, and for VQ-VAE resampled training codes (as our default).
 
     /work/zoobench/bin/python benchmarks/zoo_pythae.py [--models ae,vae] [--epochs 5] [--repeats 3]
-        [--quality-epochs 100] [--no-quality] [--out results.jsonl]
+        [--quality-epochs 100] [--no-quality] [--no-timing] [--recipe ours|pythae] [--sides ours,pythae]
+        [--seed 0] [--sw-seeds 1] [--out results.jsonl]
+
+``--recipe pythae`` trains our side the way pythae's trainer does (Adam at a constant lr, no weight
+decay, no gradient clipping, all epochs, best-on-validation weights), to tell a gap due to the model
+from one due to the training recipe; ``--sides ours`` refits only our side; ``--seed`` changes both
+sides' training and sampling seeds; ``--sw-seeds N`` adds SW₂ over N sampling seeds of each fitted
+model (mean ± sd: the sampling part of the SW₂ noise). pythae's flow posteriors (VAE_LinNF,
+VAE_IAF) are evaluated through their flow, as ours are: codes flow(μ), reconstruction
+decoder(flow(μ)) (pythae's ``embed`` gives the pre-flow μ, whose decoding its decoder never saw in
+training; that reconstruction's MSE is kept as ``mse_premean``).
 """
 
 from __future__ import annotations
@@ -60,6 +70,7 @@ from latentforge import Autoencoder
 from latentforge.models import MODELS
 from latentforge.models.blocks import mlp
 
+from latentforge.evaluate.generation import generation_sw
 from zoo_digits import row, split
 
 LATENT, BATCH, LR, HIDDEN = 8, 64, 1e-3, (512, 256)
@@ -127,6 +138,27 @@ def pairs() -> list[tuple]:
     ]
 
 
+def control_pairs() -> list[tuple]:
+    """Controls, run only when their label is named in ``--models``: our model set to what pythae's
+    code computes where that differs from the shared hyper-parameters' meaning.
+
+    * ``miwae@pythae-axes``: pythae 0.1.2's MIWAE shapes its draws (B, M, K, d) but normalises the
+      importance weights over axis 1, the M axis, and averages over K, so with M = 2, K = 4 it trains
+      the mean of 4 IWAE_2 bounds; ours with K = 2, M = 4 is that objective (pythae's config as in
+      the ``miwae`` pair).
+    * ``beta_tc_vae@N1293``: pythae's trainer passes the training-set size (1,293 rows) to
+      BetaTCVAE's estimator; ours defaults to ``dataset_size=0`` (the batch size).
+    """
+    bce = {"reconstruction_loss": "bce"}
+    return [
+        ("miwae@pythae-axes", "miwae", {"n_samples": 2, "n_groups": 4}, "MIWAE",
+         lambda h: {**bce, "number_samples": 4, "number_gradient_estimates": 2}, "gauss", "normal", "base"),
+        ("beta_tc_vae@N1293", "beta_tc_vae", {"dataset_size": 1293}, "BetaTCVAE",
+         lambda h: {**bce, "alpha": h["alpha"], "beta": h["beta"], "gamma": h["gamma"], "use_mss": h["use_mss"]},
+         "gauss", "normal", "base"),
+    ]
+
+
 # -- pythae's side, with our networks -------------------------------------------------------
 def pythae_nets(head: str, sigmoid: bool, n_groups: int = 2):
     from pythae.models.base.base_utils import ModelOutput
@@ -185,11 +217,11 @@ def build_pythae(cls_name: str, cfg: dict[str, Any], head: str):
     return model
 
 
-def trainer_config(kind: str, out: str, epochs: int, keep_best_on_train: bool):
+def trainer_config(kind: str, out: str, epochs: int, keep_best_on_train: bool, seed: int = 0):
     from pythae.trainers import AdversarialTrainerConfig, BaseTrainerConfig, CoupledOptimizerTrainerConfig
 
     common = dict(output_dir=out, per_device_train_batch_size=BATCH, per_device_eval_batch_size=BATCH,
-                  num_epochs=epochs, seed=0, no_cuda=True, keep_best_on_train=keep_best_on_train)
+                  num_epochs=epochs, seed=seed, no_cuda=True, keep_best_on_train=keep_best_on_train)
     if kind == "coupled":
         return CoupledOptimizerTrainerConfig(encoder_learning_rate=LR, decoder_learning_rate=LR, **common)
     if kind == "adversarial":
@@ -197,7 +229,7 @@ def trainer_config(kind: str, out: str, epochs: int, keep_best_on_train: bool):
     return BaseTrainerConfig(learning_rate=LR, **common)
 
 
-def fit_pythae(pair, X, epochs: int, eval_data=None, marks: list | None = None):
+def fit_pythae(pair, X, epochs: int, eval_data=None, marks: list | None = None, seed: int = 0):
     from pythae.pipelines import TrainingPipeline
     from pythae.trainers.training_callbacks import TrainingCallback
 
@@ -209,8 +241,11 @@ def fit_pythae(pair, X, epochs: int, eval_data=None, marks: list | None = None):
                 marks.append(time.process_time())
 
     with tempfile.TemporaryDirectory() as tmp:
+        # pythae seeds only when training starts (Trainer.prepare_training), after the model is built:
+        # without this its initial weights would depend on whatever ran before in the process
+        torch.manual_seed(seed)
         model = build_pythae(cls_name, cfg(hp_of(name, over)), head)
-        config = trainer_config(kind, tmp, epochs, keep_best_on_train=eval_data is None)
+        config = trainer_config(kind, tmp, epochs, keep_best_on_train=eval_data is None, seed=seed)
         pipe = TrainingPipeline(training_config=config, model=model)
         with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()), \
                 contextlib.redirect_stdout(io.StringIO()):
@@ -220,10 +255,20 @@ def fit_pythae(pair, X, epochs: int, eval_data=None, marks: list | None = None):
     return best
 
 
-def fit_ours(pair, X, y, epochs: int, timing: bool, marks: list | None = None):
+#: ``--recipe pythae``: our model trained the way pythae's trainer trains (Adam at a constant lr, no
+#: weight decay, no gradient clipping, every epoch run, best-on-validation weights kept), so a gap
+#: that remains is the model, not the recipe
+RECIPES: dict[str, dict[str, Any]] = {
+    "ours": {},
+    "pythae": dict(schedule="constant", weight_decay=0.0, grad_clip=None, patience=None),
+}
+
+
+def fit_ours(pair, X, y, epochs: int, timing: bool, marks: list | None = None, recipe: str = "ours",
+             seed: int = 0):
     label, name, over, *_ = pair
-    extra = dict(val_fraction=0.0, patience=None) if timing else {}
-    est = Autoencoder(name, LATENT, epochs=epochs, batch_size=BATCH, lr=LR, threads=1, seed=0, verbose=False,
+    extra = {**RECIPES[recipe], **(dict(val_fraction=0.0, patience=None) if timing else {})}
+    est = Autoencoder(name, LATENT, epochs=epochs, batch_size=BATCH, lr=LR, threads=1, seed=seed, verbose=False,
                       **extra, **over)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -256,7 +301,19 @@ def throughput(pair, Xtr, ytr, epochs: int, repeats: int) -> dict[str, Any]:
             "ratio_epoch": med["ours_epoch"] / med["pythae_epoch"]}
 
 
-def pythae_quality(pair, model, Xtr, Xte, ytr, yte) -> dict[str, Any]:
+def pythae_flow(model, z: torch.Tensor) -> torch.Tensor:
+    """pythae's posterior flow applied to the encoder mean, as its forward pass does to a draw
+    (its ``embed`` returns the pre-flow mean, whose decoding the decoder never saw in training);
+    the identity for models without a flow."""
+    if hasattr(model, "iaf_flow"):  # VAE_IAF
+        return model.iaf_flow.inverse(z).out
+    if type(model).__name__ == "VAE_LinNF":
+        for layer in model.net:
+            z = layer(z).out
+    return z
+
+
+def pythae_quality(pair, model, Xtr, Xte, ytr, yte, seed: int = 0, sw_seeds: int = 1) -> dict[str, Any]:
     from pythae.samplers import (GaussianMixtureSampler, GaussianMixtureSamplerConfig, HypersphereUniformSampler,
                                  NormalSampler, VAMPSampler)
 
@@ -267,44 +324,71 @@ def pythae_quality(pair, model, Xtr, Xte, ytr, yte) -> dict[str, Any]:
         with torch.no_grad():
             x = torch.from_numpy(X)
             if head == "vq":
-                return model({"data": x}).z.squeeze(-1).permute(0, 2, 1).reshape(len(x), -1).numpy()
+                z = model({"data": x}).z.squeeze(-1).permute(0, 2, 1).reshape(len(x), -1).numpy()
+                return z, z
             z = model.encoder(x).embedding
             if head == "svae":
                 z = z / z.norm(dim=-1, keepdim=True)
-            return z.numpy()
+            return z.numpy(), pythae_flow(model, z).numpy()
 
-    Ztr, Zte = codes(Xtr), codes(Xte)
+    # flow posteriors: codes and reconstructions through the flow, as ours (``embed`` = flow(μ));
+    # the pre-flow mean's test MSE is kept as mse_premean
+    (_, Ztr), (Mte, Zte) = codes(Xtr), codes(Xte)
     with torch.no_grad():
         rec = model.decoder(torch.from_numpy(Zte)).reconstruction.numpy()
-    torch.manual_seed(0)
+        rec_mean = model.decoder(torch.from_numpy(Mte)).reconstruction.numpy()
+    torch.manual_seed(seed)
+    sampler = None
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-        if sampler_kind == "empirical":
-            idx = np.random.default_rng(0).integers(0, len(Ztr), len(Xte))
+        if sampler_kind == "gmm":
+            sampler = GaussianMixtureSampler(model=model, sampler_config=GaussianMixtureSamplerConfig(n_components=10))
+            sampler.fit(train_data=Xtr)
+        elif sampler_kind != "empirical":
+            sampler = {"normal": NormalSampler, "vamp": VAMPSampler,
+                       "sphere": HypersphereUniformSampler}[sampler_kind](model=model)
+
+    def sample(s: int) -> np.ndarray:
+        torch.manual_seed(s)
+        if sampler is None:  # empirical: resampled training codes
+            idx = np.random.default_rng(s).integers(0, len(Ztr), len(Xte))
             with torch.no_grad():
-                samples = model.decoder(torch.from_numpy(Ztr[idx])).reconstruction.numpy()
-        else:
-            if sampler_kind == "gmm":
-                sampler = GaussianMixtureSampler(model=model,
-                                                 sampler_config=GaussianMixtureSamplerConfig(n_components=10))
-                sampler.fit(train_data=Xtr)
-            else:
-                sampler = {"normal": NormalSampler, "vamp": VAMPSampler,
-                           "sphere": HypersphereUniformSampler}[sampler_kind](model=model)
-            samples = sampler.sample(num_samples=len(Xte)).cpu().numpy()
-    return row(f"pythae {pair[3]}", Xte, ytr, yte, Ztr, Zte, rec, samples)
+                return model.decoder(torch.from_numpy(Ztr[idx])).reconstruction.numpy()
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            return sampler.sample(num_samples=len(Xte)).cpu().numpy()
+
+    out = row(f"pythae {pair[3]}", Xte, ytr, yte, Ztr, Zte, rec, sample(seed))
+    if not np.array_equal(Mte, Zte):
+        out["mse_premean"] = float(np.mean((rec_mean.reshape(len(Xte), -1) - Xte.reshape(len(Xte), -1)) ** 2))
+    add_sw_spread(out, sample, Xte, seed, sw_seeds)
+    return out
 
 
-def quality(pair, Xtr, Xte, ytr, yte, epochs: int) -> dict[str, Any]:
+def add_sw_spread(out: dict[str, Any], sample, Xte, seed: int, sw_seeds: int) -> None:
+    """With sw_seeds > 1: SW₂ of the same fitted model over sampling seeds seed … seed + sw_seeds − 1
+    (mean, sd, values), the sampling part of the SW₂ noise."""
+    if sw_seeds > 1:
+        vals = [generation_sw(np.asarray(sample(s)).reshape(len(Xte), -1), Xte.reshape(len(Xte), -1))
+                for s in range(seed, seed + sw_seeds)]
+        out.update(sw_seeds=vals, sw_mean=float(np.mean(vals)), sw_sd=float(np.std(vals, ddof=1)))
+
+
+def quality(pair, Xtr, Xte, ytr, yte, epochs: int, recipe: str = "ours",
+            sides: tuple[str, ...] = ("ours", "pythae"), seed: int = 0, sw_seeds: int = 1) -> dict[str, Any]:
     from sklearn.model_selection import train_test_split
 
-    est = fit_ours(pair, Xtr, ytr, epochs, timing=False)
-    ours = row(pair[0], Xte, ytr, yte, est.transform(Xtr), est.transform(Xte), est.reconstruct(Xte),
-               est.sample(len(Xte), seed=0))
-    ours["epochs_run"] = len(est.history_)
-    fit_idx, val_idx = train_test_split(np.arange(len(Xtr)), test_size=0.1, stratify=ytr, random_state=0)
-    model = fit_pythae(pair, Xtr[fit_idx], epochs, eval_data=Xtr[val_idx])
-    theirs = pythae_quality(pair, model, Xtr, Xte, ytr, yte)
-    return {"ours": ours, "pythae": theirs}
+    out: dict[str, Any] = {}
+    if "ours" in sides:
+        est = fit_ours(pair, Xtr, ytr, epochs, timing=False, recipe=recipe, seed=seed)
+        out["ours"] = row(pair[0], Xte, ytr, yte, est.transform(Xtr), est.transform(Xte), est.reconstruct(Xte),
+                          est.sample(len(Xte), seed=seed))
+        out["ours"]["epochs_run"] = len(est.history_)
+        out["ours"]["recipe"] = recipe
+        add_sw_spread(out["ours"], lambda s: est.sample(len(Xte), seed=s), Xte, seed, sw_seeds)
+    if "pythae" in sides:
+        fit_idx, val_idx = train_test_split(np.arange(len(Xtr)), test_size=0.1, stratify=ytr, random_state=0)
+        model = fit_pythae(pair, Xtr[fit_idx], epochs, eval_data=Xtr[val_idx], seed=seed)
+        out["pythae"] = pythae_quality(pair, model, Xtr, Xte, ytr, yte, seed, sw_seeds)
+    return out
 
 
 def main() -> None:
@@ -316,6 +400,15 @@ def main() -> None:
     parser.add_argument("--quality-epochs", type=int, default=100)
     parser.add_argument("--no-quality", action="store_true")
     parser.add_argument("--no-timing", action="store_true")
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="ours",
+                        help="how our side trains in the quality part: our defaults, or pythae's trainer's recipe "
+                             "(constant lr, no weight decay, no clipping, no early stopping)")
+    parser.add_argument("--sides", default="ours,pythae",
+                        help="which sides the quality part fits (e.g. 'ours' to rerun only ours)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="quality part: training and sampling seed of both sides (the split stays fixed)")
+    parser.add_argument("--sw-seeds", type=int, default=1,
+                        help="also SW2 over this many sampling seeds of each fitted model (mean, sd)")
     parser.add_argument("--out", default=None, help="append one JSON line per pair here")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -337,7 +430,8 @@ def main() -> None:
           f"{torch.get_num_threads()} thread, torch {torch.__version__}; timed {args.epochs} epochs x "
           f"{args.repeats} repeats (ABBA), CPU time; quality {args.quality_epochs} epochs", flush=True)
     labels = {p[0] for p in pairs()}
-    for pair in pairs():
+    controls = [p for p in control_pairs() if wanted is not None and p[0] in wanted]
+    for pair in pairs() + controls:
         label, name, *_ = pair
         # a label picks its pair; a model name that is no label (rae) picks all that model's pairs
         chosen = wanted is None or label in wanted or (name in wanted and name not in labels)
@@ -353,10 +447,14 @@ def main() -> None:
                       f"(x{out['timing']['ratio_fit']:.2f}); epoch {t['ours_epoch']:7.0f} vs {t['pythae_epoch']:7.0f} "
                       f"(x{out['timing']['ratio_epoch']:.2f})", flush=True)
             if not args.no_quality:
-                out["quality"] = quality(pair, Xtr, Xte, ytr, yte, args.quality_epochs)
-                for side in ("ours", "pythae"):
-                    q = out["quality"][side]
-                    print(f"   {side:<7} MSE {q['mse']:.5f}  probe {q['probe']:.3f}  SW2 {q['sw']:.4f}", flush=True)
+                sides = tuple(s for s in args.sides.split(",") if s)
+                out["recipe"], out["seed"] = args.recipe, args.seed
+                out["quality"] = quality(pair, Xtr, Xte, ytr, yte, args.quality_epochs, args.recipe, sides, args.seed,
+                                         args.sw_seeds)
+                for side, q in out["quality"].items():
+                    spread = f"  (SW2 over {args.sw_seeds} sampling seeds {q['sw_mean']:.4f} ± {q['sw_sd']:.4f})" \
+                        if "sw_mean" in q else ""
+                    print(f"   {side:<7} MSE {q['mse']:.5f}  probe {q['probe']:.3f}  SW2 {q['sw']:.4f}{spread}", flush=True)
         except Exception as exc:  # one broken pair must not hide the others
             out["error"] = f"{type(exc).__name__}: {exc}"
             print(f"{label}: failed ({out['error']})", flush=True)
