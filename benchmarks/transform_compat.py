@@ -30,7 +30,8 @@ from latentforge.transform import CompatibilityLoss, cross_model_retrieval, fit_
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--dataset", default="digits",
+                        help="a built-in dataset, e.g. mnist5k (the first 5,000 MNIST images; needs the mnist extra)")
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--seeds", type=int, default=2, help="number of (old, new) seed pairs")
     parser.add_argument("--old-dim", type=int, default=8)

@@ -9,11 +9,14 @@
   scale before editing (``before``), and for x and y the share of edits whose predicted position
   equals that of the sprite's plain reconstruction (``retention``), and ``diversity`` (see
   ``diversity`` below: 0 when every edit yields the same image, 1 when edits vary as much as the inputs).
-- ``digits`` (``train_test_split(test_size=0.2, stratify=y, random_state=0)``): change the class.
+- ``digits`` (``--dataset``; ``mnist5k`` = the first 5,000 MNIST images, needs the mnist extra;
+  ``train_test_split(test_size=0.2, stratify=y, random_state=0)``): change the class.
   An ``ae`` (latent ``--digits-dim``) and a ``LogisticRegression(max_iter=2000)`` judge on raw
-  pixels; every test digit is edited to each of the 9 other classes.
+  pixels; every test digit is edited to each of the 9 other classes. ``--no-shapes`` skips the
+  shapes part.
 
-    .venv/bin/python benchmarks/transform_editing.py [--epochs 30] [--plot-prefix docs/img/transform_editing]
+    .venv/bin/python benchmarks/transform_editing.py [--epochs 30] [--dataset digits] [--no-shapes]
+        [--plot-prefix docs/img/transform_editing]
 """
 
 from __future__ import annotations
@@ -124,6 +127,9 @@ def main() -> None:
     parser.add_argument("--shapes-dim", type=int, default=10)
     parser.add_argument("--digits-dim", type=int, default=16)
     parser.add_argument("--n-edit", type=int, default=300)
+    parser.add_argument("--dataset", default="digits", choices=("digits", "mnist5k"),
+                        help="mnist5k: the first 5,000 MNIST images (needs the mnist extra), same split rule")
+    parser.add_argument("--no-shapes", action="store_true", help="skip the shapes (scale) part")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--plot-prefix", default=None)
     args = parser.parse_args()
@@ -135,6 +141,14 @@ def main() -> None:
                "affine (mean only)": dict(method="affine", match="mean")}
 
     # -- shapes: change scale, keep position --------------------------------------------------
+    panels = []
+    if not args.no_shapes:
+        ae, shape_editors, shape_inputs = _shapes(args, editors)
+        panels.append(("shapes", ae, shape_editors, shape_inputs, "scale", list(range(6))))
+    _digits(args, editors, started, panels)
+
+
+def _shapes(args: argparse.Namespace, editors: dict) -> tuple:
     ds = load_builtin("shapes")
     flat = ds.X.reshape(len(ds.X), -1)
     F = ds.factors
@@ -154,24 +168,27 @@ def main() -> None:
         r = evaluate_edit(editor, ds.X[test], "scale", F[test, 1], judge.judge("scale"),
                           keep={"x": judge.judge("x"), "y": judge.judge("y")})
         print(_row(f"shapes scale, {name}", r, diversity(editor, ae, ds.X[test], F[test, 1], "scale")))
+    return ae, shape_editors, ds.X[test[:3]]
 
-    # -- digits: change class -----------------------------------------------------------------
-    dg = load_builtin("digits")
+
+def _digits(args: argparse.Namespace, editors: dict, started: float, panels: list) -> None:
+    # -- digits (or mnist5k): change class -----------------------------------------------------
+    data = args.dataset
+    dg = load_builtin(data)
     Xtr, Xte, ytr, yte = train_test_split(dg.X, dg.y, test_size=0.2, stratify=dg.y, random_state=0)
     digit_judge = LogisticRegression(max_iter=2000).fit(Xtr.reshape(len(Xtr), -1), ytr)
-    print(f"digits: judge (logistic regression on pixels) test accuracy "
+    print(f"{data}: judge (logistic regression on pixels) test accuracy "
           f"{digit_judge.score(Xte.reshape(len(Xte), -1), yte):.3f}")
     dae = Autoencoder("ae", args.digits_dim, epochs=args.epochs, verbose=False, device="cpu").fit(Xtr, ytr)
     digit_editors = {}
     for name, options in editors.items():
         editor = Editor(**options).fit(dae, Xtr, {"digit": ytr})
         digit_editors[name] = editor
-        print(_row(f"digits class, {name}", evaluate_edit(editor, Xte, "digit", yte, digit_judge),
+        print(_row(f"{data} class, {name}", evaluate_edit(editor, Xte, "digit", yte, digit_judge),
                    diversity(editor, dae, Xte, yte, "digit")))
     print(f"wall time {time.perf_counter() - started:.0f} s")
     if args.plot_prefix:
-        _plots(args.plot_prefix, [("shapes", ae, shape_editors, ds.X[test[:3]], "scale", list(range(6))),
-                                  ("digits", dae, digit_editors, Xte[:3], "digit", list(range(10)))])
+        _plots(args.plot_prefix, panels + [(data, dae, digit_editors, Xte[:3], "digit", list(range(10)))])
 
 
 def _plots(prefix: str, panels: list) -> None:

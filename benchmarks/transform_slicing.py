@@ -1,7 +1,7 @@
 """Sliceable embeddings: probe accuracy against prefix size for one ``matryoshka_ae``, a post-hoc
 PCA-ordered ``ae``, and ``ae`` models trained separately at each size.
 
-Protocol (digits): ``train_test_split(test_size=0.2, stratify=y, random_state=0)``; every number
+Protocol (digits by default; ``--dataset mnist5k``): ``train_test_split(test_size=0.2, stratify=y, random_state=0)``; every number
 comes from ``latentforge.transform.slicing_curve`` (linear probe = ``LogisticRegression(max_iter=2000)``
 on the train split's first m code units, scored on the test split; 5-NN accuracy; test
 reconstruction MSE from the prefix). The matryoshka model (latent = largest size, ``prefix_sizes``
@@ -9,7 +9,7 @@ reconstruction MSE from the prefix). The matryoshka model (latent = largest size
 PCA order (rotation fitted on its training codes). Target (MRL's claim): at every size the
 matryoshka prefix is within 2 accuracy points of an ``ae`` trained at that size.
 
-    .venv/bin/python benchmarks/transform_slicing.py [--sizes 2,4,8] [--epochs 50] [--seeds 3] [--plot PATH]
+    .venv/bin/python benchmarks/transform_slicing.py [--sizes 2,4,8] [--epochs 50] [--seeds 3] [--dataset digits] [--plot PATH]
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from latentforge.transform import slicing_curve
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="2,4,8")
+    parser.add_argument("--dataset", default="digits", choices=("digits", "mnist5k"),
+                        help="mnist5k: the first 5,000 MNIST images (needs the mnist extra), same split rule")
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
@@ -40,7 +42,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     threadpool_limits(args.threads)                        # BLAS threads too: scikit-learn probes on a loaded machine
     sizes = sorted(int(s) for s in args.sizes.split(","))
-    ds = load_builtin("digits")
+    ds = load_builtin(args.dataset)
     Xtr, Xte, ytr, yte = train_test_split(ds.X, ds.y, test_size=0.2, stratify=ds.y, random_state=0)
     started = time.perf_counter()
     curves: dict[str, list] = {"matryoshka_ae": [], "ae, PCA order": [], "ae per size": []}
@@ -55,7 +57,7 @@ def main() -> None:
             if m == sizes[-1]:
                 curves["ae, PCA order"].append(slicing_curve(ae, Xtr, ytr, sizes, Xte, yte, order="pca"))
         curves["ae per size"].append(pd.concat(separate, ignore_index=True))
-    print(f"# digits, {platform.machine()} torch {torch.__version__}, {args.threads} thread(s); default "
+    print(f"# {args.dataset}, {platform.machine()} torch {torch.__version__}, {args.threads} thread(s); default "
           f"architecture, {args.epochs} epochs max; sizes {sizes}; seeds 0..{args.seeds - 1} (mean ± std)")
     stats = {}
     for name, runs in curves.items():
