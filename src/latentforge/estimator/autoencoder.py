@@ -672,7 +672,8 @@ precision, compile, checkpoint_every, keep_checkpoints
     def _params_from_manifest(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """(estimator parameters, fitted state) from model.json of format version 1 or 2."""
         if config["format_version"] == 1:  # every parameter under "estimator"; fitted state at the top
-            return dict(config["estimator"]), {"sampler": config["sampler"],
+            # version 1 had no threads option: its models trained with PyTorch's default
+            return {"threads": None, **config["estimator"]}, {"sampler": config["sampler"],
                                                "feature_names_in": config.get("feature_names_in") or []}
         spec, arch = config["model"], config["model"]["architecture"]
         params = {"model": spec["name"], "latent_dim": spec["latent_dim"], **config["train"],
