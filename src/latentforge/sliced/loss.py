@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 from ..errors import InputError, unknown_name_error
-from ._checks import root_of_power
+from ._checks import Pair, root_of_power
 from .control_variates import sliced_wasserstein_cv
-from .core import sliced_wasserstein_power, wasserstein_1d_rows
+from .core import directional_costs, sliced_wasserstein_power
 from .directions import METHODS, projections
 from .distributional import distributional_sliced_wasserstein
 from .max_sliced import max_sliced_wasserstein
@@ -110,7 +110,7 @@ def sliced_training_loss(X: torch.Tensor, Y: torch.Tensor, *, method: str = "mc"
     if method in CV_METHODS or method in STATEFUL_METHODS:
         return sliced_loss(X, Y, method=method, n_projections=n_projections, p=p)
     theta = projections(X.shape[1], n_projections, method, dtype=X.dtype, device=X.device)
-    return wasserstein_1d_rows(theta @ X.T, theta @ Y.T, None, None, p).mean()
+    return directional_costs(Pair(X, Y, None, None, False), theta, p).mean()  # the pair as the checks leave it
 
 
 class SlicedLoss(nn.Module):
