@@ -59,23 +59,24 @@ class SourceSplit:
     def sample(self, max_rows: int) -> torch.Tensor:
         """Up to ``max_rows`` training rows in a seeded shuffled order, read from epoch 0 (which no
         training epoch uses: epochs count from 1), on the CPU."""
-        parts, got = [], 0
-        for features in self.read(training=True, batch_size=4096, shuffle=True, rank=0, world_size=1)(0):
-            parts.append(torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)))
-            got += len(features)
-            if got >= max_rows:
-                break
-        return torch.cat(parts)[:max_rows]
+        return self._read_rows(training=True, shuffle=True, max_rows=max_rows)
 
     def read_whole(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The training and the validation rows, each read once in storage order, as CPU tensors
         (for a source small enough to hold: epochs then shuffle in memory instead of reading and
         preprocessing the source again). The split is the hash split the streams use."""
-        def rows(training: bool) -> torch.Tensor:
-            parts = [torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)) for features in
-                     self.read(training=training, batch_size=4096, shuffle=False, rank=0, world_size=1)(0)]
-            return torch.cat(parts)
-        return rows(True), rows(False) if self.n_val else None
+        return (self._read_rows(training=True, shuffle=False),
+                self._read_rows(training=False, shuffle=False) if self.n_val else None)
+
+    def _read_rows(self, training: bool, shuffle: bool, max_rows: int | None = None) -> torch.Tensor:
+        """One side of the split read as epoch 0, one float32 CPU tensor of at most ``max_rows`` rows."""
+        parts, got = [], 0
+        for features in self.read(training=training, batch_size=4096, shuffle=shuffle, rank=0, world_size=1)(0):
+            parts.append(torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)))
+            got += len(features)
+            if max_rows is not None and got >= max_rows:
+                break
+        return torch.cat(parts)[:max_rows]
 
 
 def split_source(source: DataSource, transform: Transform, config: TrainConfig, *, n_val: int | None = None,
