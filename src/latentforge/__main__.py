@@ -1,7 +1,5 @@
 """``python -m latentforge``: the command line (so ``torchrun ... -m latentforge fit ...`` works)."""
 
-import sys
+from latentforge.cli import entry_point
 
-from latentforge.cli import main
-
-sys.exit(main())
+entry_point()
