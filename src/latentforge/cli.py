@@ -1074,7 +1074,7 @@ def entry_point() -> None:
     """The ``latentforge`` command (and ``python -m latentforge``): run, then exit with the status."""
     status = main()
     # Interpreter shutdown ends with a garbage collection over every object PyTorch, scikit-learn
-    # and pandas created at import: about a second of a small table's fit command on a 2-core
+    # and pandas created at import: 1-2 s of a small table's fit command on a 2-core
     # machine. Frozen objects are skipped by it; atexit handlers still run and every file this
     # command wrote was closed when it was written.
     gc.freeze()
